@@ -1,0 +1,263 @@
+"""Client CPU per request: mwcomms against the stock pywikibot stack.
+
+Runs, in one process and against one local nginx (a separate process, so
+its CPU is not counted), a small GET, a small form POST and an
+OAuth 1.0a-signed form POST over one kept-alive connection through:
+
+- raw libcurl (bench/curl_loop.c, compiled on the fly; its OAuth row
+  sends a fixed, pre-computed Authorization header, so it does no
+  signing),
+- ``_mwcomms.Client.request`` directly,
+- pywikibot's ``fetch`` through mwcomms,
+- stock pywikibot ``fetch`` (requests + requests_oauthlib),
+- plain ``requests.Session.request`` (+ requests_oauthlib.OAuth1).
+
+It prints the median client CPU time per request of several rounds
+(``time.process_time`` for Python, ``getrusage`` for the C loop) and the
+ratios.  Usage::
+
+    python bench/bench_http.py [--requests N] [--rounds R]
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+sys.path.insert(0, str(ROOT))
+
+CONSUMER = ('bench-consumer-key', 'bench-consumer-secret',
+            'bench-access-key', 'bench-access-secret')
+FORM_BODY = ('action=query&format=json&meta=userinfo&uiprop=groups%7Crights'
+             '&assert=user&maxlag=5')
+NGINX_CONF = """\
+worker_processes 1;
+daemon off;
+pid {run}/nginx.pid;
+error_log {run}/error.log warn;
+events {{ worker_connections 64; }}
+http {{
+    access_log off;
+    keepalive_requests 1000000;
+    keepalive_timeout 300s;
+    client_body_temp_path {run}/body;
+    server {{
+        listen 127.0.0.1:{port};
+        location / {{
+            default_type application/json;
+            return 200 '{{"batchcomplete":"","query":{{"userinfo":{{"id":1,"name":"PwbBot"}}}}}}';
+        }}
+    }}
+}}
+"""
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(('127.0.0.1', 0))
+        return sock.getsockname()[1]
+
+
+def start_nginx(run: Path):
+    if shutil.which('nginx') is None:
+        sys.exit('nginx is not installed: apt-get install nginx')
+    port = free_port()
+    (run / 'nginx.conf').write_text(NGINX_CONF.format(run=run, port=port))
+    proc = subprocess.Popen(['nginx', '-p', str(run), '-c',
+                             str(run / 'nginx.conf'), '-e',
+                             str(run / 'error.log')],
+                            stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        try:
+            socket.create_connection(('127.0.0.1', port), 0.2).close()
+            return proc, port
+        except OSError:
+            time.sleep(0.05)
+    proc.kill()
+    sys.exit('nginx did not start; see ' + str(run / 'error.log'))
+
+
+def build_curl_loop(run: Path) -> Path | None:
+    exe = run / 'curl_loop'
+    flags = subprocess.run(['pkg-config', '--cflags', '--libs', 'libcurl'],
+                           capture_output=True, text=True, check=False)
+    if flags.returncode != 0:
+        return None
+    cmd = ['cc', '-O2', '-o', str(exe), str(HERE / 'curl_loop.c'),
+           *flags.stdout.split()]
+    if subprocess.run(cmd, check=False).returncode != 0:
+        return None
+    return exe
+
+
+def measure(call, count: int, rounds: int) -> float:
+    """Return the median CPU seconds per call over *rounds* rounds."""
+    for _ in range(min(count, 200)):
+        call()
+    samples = []
+    for _ in range(rounds):
+        start = time.process_time()
+        for _ in range(count):
+            call()
+        samples.append((time.process_time() - start) / count)
+    return statistics.median(samples)
+
+
+def measure_curl_loop(exe, url, count, rounds, body=None, header=None):
+    samples = []
+    args = [str(exe), url, str(count)]
+    if body is not None:
+        args.append(body)
+        if header is not None:
+            args.append(header)
+    for _ in range(rounds):
+        out = subprocess.run(args, capture_output=True, text=True,
+                             check=True).stdout.split()
+        samples.append(float(out[0]) / int(out[1]))
+    return statistics.median(samples)
+
+
+def setup_pywikibot(tmp: Path) -> None:
+    """Import pywikibot with a throwaway configuration directory."""
+    (tmp / 'user-config.py').write_text(
+        "family = 'wikipedia'\nmylang = 'en'\n"
+        "put_throttle = 0\nminthrottle = 0\n")
+    os.environ['PYWIKIBOT_DIR'] = str(tmp)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+    parser.add_argument('--requests', type=int, default=1000,
+                        help='requests per round (default 1000)')
+    parser.add_argument('--rounds', type=int, default=5,
+                        help='rounds; the median is reported (default 5)')
+    args = parser.parse_args()
+
+    with tempfile.TemporaryDirectory(prefix='mwcomms-bench-') as tmpdir:
+        tmp = Path(tmpdir)
+        run = tmp / 'nginx'
+        run.mkdir()
+        server, port = start_nginx(run)
+        try:
+            setup_pywikibot(tmp)
+            results = run_all(tmp, port, args.requests, args.rounds)
+        finally:
+            server.terminate()
+            server.wait(10)
+    report(results, args)
+
+
+def run_all(tmp: Path, port: int, count: int, rounds: int) -> dict:
+    import requests
+    import requests_oauthlib
+
+    import _mwcomms
+    import pywikibot  # noqa: F401 -- loads config from PYWIKIBOT_DIR
+    from pywikibot import config
+    from pywikibot.comms import http
+
+    from pywikibot_ext import _pywikibot
+
+    base = f'http://127.0.0.1:{port}'
+    get_url = f'{base}/w/api.php?action=query&meta=siteinfo&format=json'
+    post_url = f'{base}/w/api.php'
+    oauth_host = f'127.0.0.1:{port}'
+    form = {'Content-Type': 'application/x-www-form-urlencoded'}
+    results = {}
+
+    exe = build_curl_loop(tmp)
+    if exe is not None:
+        signer = _mwcomms.OAuth1(*CONSUMER)
+        header = 'Authorization: ' + signer.sign('POST', post_url, form,
+                                                 FORM_BODY)
+        results['raw libcurl'] = {
+            'GET': measure_curl_loop(exe, get_url, count, rounds),
+            'POST': measure_curl_loop(exe, post_url, count, rounds,
+                                      FORM_BODY),
+            'OAuth POST': measure_curl_loop(exe, post_url, count, rounds,
+                                            FORM_BODY, header),
+        }
+
+    client = _mwcomms.Client(cookies=False)
+    signer = _mwcomms.OAuth1(*CONSUMER)
+    form_pairs = list(form.items())
+    results['_mwcomms.Client'] = {
+        'GET': measure(lambda: client.request('GET', get_url), count,
+                       rounds),
+        'POST': measure(lambda: client.request('POST', post_url, form_pairs,
+                                               FORM_BODY), count, rounds),
+        'OAuth POST': measure(lambda: client.request(
+            'POST', post_url, form_pairs, FORM_BODY, auth=signer), count,
+            rounds),
+    }
+
+    stock_fetch = http.fetch
+
+    def fetch_rows(fetch):
+        config.authenticate.pop(oauth_host, None)
+        rows = {
+            'GET': measure(lambda: fetch(get_url), count, rounds),
+            'POST': measure(lambda: fetch(post_url, method='POST',
+                                          headers=dict(form),
+                                          data=FORM_BODY), count, rounds),
+        }
+        config.authenticate[oauth_host] = CONSUMER
+        rows['OAuth POST'] = measure(
+            lambda: fetch(post_url, method='POST', headers=dict(form),
+                          data=FORM_BODY), count, rounds)
+        config.authenticate.pop(oauth_host, None)
+        return rows
+
+    results['pywikibot fetch, mwcomms'] = fetch_rows(_pywikibot.fetch)
+    results['pywikibot fetch, stock'] = fetch_rows(stock_fetch)
+
+    session = requests.Session()
+    oauth = requests_oauthlib.OAuth1(*CONSUMER)
+    results['requests.Session'] = {
+        'GET': measure(lambda: session.get(get_url), count, rounds),
+        'POST': measure(lambda: session.post(post_url, data=FORM_BODY,
+                                             headers=form), count, rounds),
+        'OAuth POST': measure(lambda: session.post(
+            post_url, data=FORM_BODY, headers=form, auth=oauth), count,
+            rounds),
+    }
+    return results
+
+
+def report(results: dict, args) -> None:
+    kinds = ('GET', 'POST', 'OAuth POST')
+    stock = results['pywikibot fetch, stock']
+    raw = results.get('raw libcurl')
+    print(f'client CPU per request, median of {args.rounds} rounds x '
+          f'{args.requests} requests, one kept-alive connection to nginx on '
+          '127.0.0.1')
+    print(f'{"":28}' + ''.join(f'{kind:>14}' for kind in kinds))
+    for name, rows in results.items():
+        print(f'{name:28}' + ''.join(f'{rows[k] * 1e6:11.1f} us'
+                                     for k in kinds))
+    print()
+    print('stock pywikibot fetch / each (higher = cheaper than stock)')
+    for name, rows in results.items():
+        print(f'{name:28}' + ''.join(f'{stock[k] / rows[k]:13.1f}x'
+                                     for k in kinds))
+    if raw:
+        print()
+        print('each / raw libcurl (1.0 = as cheap as raw libcurl)')
+        for name, rows in results.items():
+            print(f'{name:28}' + ''.join(f'{rows[k] / raw[k]:13.2f}x'
+                                         for k in kinds))
+
+
+if __name__ == '__main__':
+    main()

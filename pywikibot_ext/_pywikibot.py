@@ -1,0 +1,179 @@
+"""Replacements for ``pywikibot.comms.http.fetch`` and ``request``.
+
+Both keep the signature, the user-agent rules, the callbacks and the
+encoding decision of pywikibot 11.9; only the transport differs.  The
+user agent is formatted once per site, account and format string
+instead of on every request.
+"""
+from __future__ import annotations
+
+import os
+import threading
+from urllib.parse import urlparse
+
+import requests
+
+import pywikibot
+from pywikibot import config
+from pywikibot.comms import http
+
+from pywikibot_ext._transport import Transport
+
+__all__ = ['MwcommsSession', 'fetch', 'request', 'transport']
+
+_transport: Transport | None = None
+_transport_lock = threading.Lock()
+
+
+def transport() -> Transport:
+    """Return the process-wide transport, creating it on first use."""
+    global _transport
+    if _transport is None:
+        with _transport_lock:
+            if _transport is None:
+                _transport = Transport(cookie_jar=http.cookie_jar)
+    return _transport
+
+
+class MwcommsSession(requests.Session):
+
+    """A requests.Session whose requests go through mwcomms.
+
+    It replaces ``pywikibot.comms.http.session`` so that code calling the
+    session directly uses the same transport and cookie jar.
+    """
+
+    def __init__(self, cookie_jar) -> None:
+        super().__init__()
+        self.cookies = cookie_jar
+
+    def request(self, method, url, **kwargs):
+        return transport().request(method, url, **kwargs)
+
+    def close(self) -> None:
+        # The transport outlives the session object: pywikibot closes the
+        # session at exit, when no request runs any more.
+        super().close()
+
+
+# -- user agent -----------------------------------------------------------
+
+_ua_cache: dict = {}
+
+
+def _ua_key(site, format_string):
+    return (id(site), format_string, site.username() if site else None,
+            config.user_agent_format, config.user_agent_description,
+            os.environ.get('PYWIKIBOT_USERNAME'),
+            os.environ.get('PWB_USERNAME'), pywikibot.argvu[0]
+            if pywikibot.argvu else None)
+
+
+def cached_user_agent(site=None, format_string=None) -> str:
+    """Return ``http.user_agent(site, format_string)``, formatted once.
+
+    The value depends only on the inputs in the cache key; the site object
+    is kept in the entry so that its id cannot be reused while cached.
+    """
+    key = _ua_key(site, format_string)
+    entry = _ua_cache.get(key)
+    if entry is None:
+        entry = (site, http.user_agent(site, format_string))
+        if len(_ua_cache) > 256:
+            _ua_cache.clear()
+        _ua_cache[key] = entry
+    return entry[1]
+
+
+def _assign_fake_user_agent(use_fake_user_agent, uri):
+    if config.fake_user_agent_exceptions:
+        domain = urlparse(uri).netloc
+        use_fake_user_agent = config.fake_user_agent_exceptions.get(
+            domain, use_fake_user_agent)
+    if use_fake_user_agent is False:
+        return cached_user_agent()
+    if use_fake_user_agent is True:
+        return http.fake_user_agent()
+    if use_fake_user_agent and isinstance(use_fake_user_agent, str):
+        return use_fake_user_agent
+    raise ValueError('Invalid parameter: '
+                     f'{use_fake_user_agent=!s}')
+
+
+def _assign_user_agent(user_agent_format_string):
+    if not user_agent_format_string or '{' in user_agent_format_string:
+        return cached_user_agent(None, user_agent_format_string)
+    return user_agent_format_string
+
+
+# -- fetch and request ----------------------------------------------------
+
+def request(site, uri: str | None = None, headers: dict | None = None,
+            **kwargs) -> requests.Response:
+    """Request to Site with default error handling and response decoding.
+
+    Same contract as :func:`pywikibot.comms.http.request`.
+    """
+    kwargs.setdefault('verify', site.verify_SSL_certificate())
+    if not headers:
+        headers = {}
+        format_string = None
+    else:
+        format_string = headers.get('user-agent')
+    headers['user-agent'] = cached_user_agent(site, format_string)
+
+    baseuri = site.base_url(uri, protocol=kwargs.pop('protocol', None))
+    if getattr(site, '_oauth_disabled', False):
+        kwargs.setdefault('auth', None)
+    r = http.fetch(baseuri, headers=headers, **kwargs)
+    retry_after = r.headers.get('retry-after', '0')
+    site.throttle.retry_after = int(float(retry_after))
+    return r
+
+
+def fetch(uri: str, method: str = 'GET', headers: dict | None = None,
+          default_error_handling: bool = True,
+          use_fake_user_agent: bool | str = False,
+          **kwargs) -> requests.Response | Exception:
+    """HTTP request through mwcomms.
+
+    Same contract as :func:`pywikibot.comms.http.fetch`: a 4-tuple in
+    ``config.authenticate`` (or *auth*) is signed with OAuth 1.0a in C,
+    without requests_oauthlib.
+    """
+    headers = (headers or {}) | config.extra_headers
+    if 'user-agent' not in headers:
+        headers['user-agent'] = _assign_fake_user_agent(use_fake_user_agent,
+                                                        uri)
+    else:
+        headers['user-agent'] = _assign_user_agent(headers.get('user-agent'))
+
+    callbacks = list(kwargs.pop('callbacks', []))
+    if default_error_handling:
+        callbacks.insert(0, http.error_handling_callback)
+
+    charset = kwargs.pop('charset', None)
+
+    if 'auth' in kwargs:
+        auth = kwargs.pop('auth')
+    else:
+        auth = http.get_authentication(uri)
+
+    timeout = config.socket_timeout
+
+    try:
+        response = transport().request(method, uri, headers=headers,
+                                       auth=auth, timeout=timeout, **kwargs)
+    except Exception as e:
+        response = e
+    else:
+        if kwargs.get('stream'):
+            if charset is not None:
+                response.encoding = charset
+        else:
+            response.encoding = http._decide_encoding(response, charset)
+
+    for callback in callbacks:
+        callback(response)
+
+    return response

@@ -1,0 +1,366 @@
+"""Send requests through ``_mwcomms`` with the semantics of requests.
+
+:class:`Transport` accepts the arguments of ``requests.Session.request``,
+follows redirects the way requests does, keeps cookies in pywikibot's
+cookie jar, signs OAuth 1.0a natively and raises the exceptions of
+``requests.exceptions``, so that pywikibot's error handling works
+unchanged.
+"""
+from __future__ import annotations
+
+import base64
+import json as jsonlib
+import logging
+import os
+import re
+import threading
+from urllib.parse import urljoin, urlsplit
+
+import requests
+from requests import exceptions as rexc
+from requests.models import RequestEncodingMixin
+from requests.structures import CaseInsensitiveDict
+from requests.utils import requote_uri
+
+import _mwcomms
+
+from pywikibot_ext._response import (
+    CookieResponse,
+    Response,
+    cookie_request,
+    make_request,
+)
+
+__all__ = ['Transport', 'to_requests_exception']
+
+logger = logging.getLogger('pywikibot_ext')
+
+# Status codes after which requests follows the Location header.
+REDIRECT_STATUSES = frozenset((301, 302, 303, 307, 308))
+DEFAULT_PORTS = {'http': 80, 'https': 443}
+MAX_REDIRECTS = 30  # requests.models.DEFAULT_REDIRECT_LIMIT
+
+# Characters that may appear in a URL as pywikibot builds it; anything
+# else is quoted by requote_uri, as requests does in prepare_url.
+_SAFE_URL = re.compile(r"[A-Za-z0-9\-._~:/?#\[\]@!$&'()*+,;=%]*\Z")
+
+# libcurl error codes that the messages below single out.
+CURLE_COULDNT_RESOLVE_PROXY = 5
+CURLE_COULDNT_RESOLVE_HOST = 6
+CURLE_COULDNT_CONNECT = 7
+CURLE_PEER_FAILED_VERIFICATION = 60
+CURLE_SSL_CACERT_BADFILE = 77
+
+
+class Transport:
+
+    """A shared ``_mwcomms.Client`` plus the request semantics of requests.
+
+    One instance serves every thread: ``_mwcomms.Client`` hands each
+    concurrent request its own libcurl handle.
+    """
+
+    def __init__(self, cookie_jar=None) -> None:
+        # Cookies live in pywikibot's jar (saved as pywikibot-<user>.lwp),
+        # not in libcurl's cookie engine.
+        self.client = _mwcomms.Client(cookies=False)
+        self.cookie_jar = cookie_jar
+        self.max_redirects = MAX_REDIRECTS
+        self._oauth = {}
+        self._oauth_lock = threading.Lock()
+
+    def close(self) -> None:
+        self.client.close()
+
+    # -- credentials ------------------------------------------------------
+
+    def oauth_for(self, credentials: tuple) -> _mwcomms.OAuth1:
+        """Return the cached OAuth1 signer for a 4-tuple of tokens."""
+        signer = self._oauth.get(credentials)
+        if signer is None:
+            if not all(isinstance(item, str) for item in credentials):
+                raise TypeError(
+                    'OAuth credentials must be four str values: consumer '
+                    'key, consumer secret, access key, access secret')
+            signer = _mwcomms.OAuth1(*credentials)
+            with self._oauth_lock:
+                self._oauth.setdefault(credentials, signer)
+        return signer
+
+    # -- the request ------------------------------------------------------
+
+    def request(self, method: str, url: str, params=None, data=None,
+                headers=None, cookies=None, files=None, auth=None,
+                timeout=None, allow_redirects: bool = True, proxies=None,
+                hooks=None, stream=None, verify=None, cert=None,
+                json=None) -> Response:
+        """Send a request; the arguments are those of requests.Session."""
+        if proxies:
+            raise NotImplementedError(
+                'mwcomms does not take a proxies argument; set the '
+                'http_proxy, https_proxy and no_proxy environment variables '
+                'instead, which libcurl reads')
+        if cert:
+            raise NotImplementedError(
+                'mwcomms does not support TLS client certificates (cert)')
+        method = method.upper()
+        if not _SAFE_URL.match(url):
+            url = requote_uri(url)
+        if params:
+            prepared = requests.PreparedRequest()
+            prepared.prepare_url(url, params)
+            url = prepared.url
+
+        send_headers = CaseInsensitiveDict(headers or {})
+        body = self._prepare_body(send_headers, data, files, json)
+        signer, basic = self._prepare_auth(auth, method, url, send_headers,
+                                           body)
+        if basic is not None:
+            send_headers['Authorization'] = basic
+        verify = self._verify_option(verify)
+
+        history = []
+        while True:
+            response = self._send_once(method, url, send_headers, body,
+                                       signer, cookies, timeout, verify)
+            location = None
+            if allow_redirects and response.status_code in REDIRECT_STATUSES:
+                location = response.headers.get('location')
+            if not location:
+                break
+            if len(history) >= self.max_redirects:
+                response.history = history
+                raise rexc.TooManyRedirects(
+                    f'Exceeded {self.max_redirects} redirects.',
+                    response=response)
+            history.append(response)
+            new_url = self._redirect_target(url, location)
+            method, body = self._redirect_method(response.status_code,
+                                                 method, body, send_headers)
+            if self._should_strip_auth(url, new_url):
+                send_headers.pop('Authorization', None)
+                signer = None
+            send_headers.pop('Cookie', None)
+            url = new_url
+
+        response.history = history
+        if hooks:
+            for hook in hooks.get('response', ()):
+                result = hook(response)
+                if result is not None:
+                    response = result
+        return response
+
+    def _send_once(self, method, url, headers, body, signer, extra_cookies,
+                   timeout, verify) -> Response:
+        pairs = list(headers.items())
+        jar = self.cookie_jar
+        cookie_req = None
+        if 'Cookie' not in headers:
+            cookie_header = None
+            if jar is not None and len(jar):
+                cookie_req = cookie_request(url)
+                jar.add_cookie_header(cookie_req)
+                cookie_header = cookie_req.unredirected_hdrs.get('Cookie')
+            if extra_cookies:
+                extra = _extra_cookie_header(extra_cookies, url)
+                if extra:
+                    cookie_header = (f'{cookie_header}; {extra}'
+                                     if cookie_header else extra)
+            if cookie_header:
+                pairs.append(('Cookie', cookie_header))
+
+        wire_body = body
+        if isinstance(body, str):
+            # http.client sends a str body encoded as ISO-8859-1.
+            wire_body = body.encode('iso-8859-1')
+        try:
+            result = self.client.request(method, url, pairs, wire_body,
+                                         timeout=timeout, verify=verify,
+                                         auth=signer)
+        except _mwcomms.Error as exc:
+            raise to_requests_exception(
+                exc, make_request(method, url, pairs, body)) from None
+
+        if jar is not None and result.get_all('Set-Cookie'):
+            if cookie_req is None:
+                cookie_req = cookie_request(url)
+            jar.extract_cookies(CookieResponse(result), cookie_req)
+        return Response(result, make_request(method, url, pairs, body))
+
+    # -- helpers ----------------------------------------------------------
+
+    @staticmethod
+    def _prepare_body(headers, data, files, json):
+        """Encode data, files or json as requests does; return the body."""
+        if files:
+            body, content_type = RequestEncodingMixin._encode_files(
+                files, data)
+            headers.setdefault('Content-Type', content_type)
+            return body
+        if data is None or data == {} or data == []:
+            if json is None:
+                return None
+            body = jsonlib.dumps(json, allow_nan=False).encode('utf-8')
+            headers.setdefault('Content-Type', 'application/json')
+            return body
+        if isinstance(data, (str, bytes, bytearray)):
+            return data
+        if hasattr(data, 'read'):
+            return data.read()
+        body = RequestEncodingMixin._encode_params(data)
+        headers.setdefault('Content-Type',
+                           'application/x-www-form-urlencoded')
+        return body
+
+    def _prepare_auth(self, auth, method, url, headers, body):
+        """Return (OAuth1 signer or None, Basic header value or None)."""
+        if auth is None:
+            return None, None
+        if isinstance(auth, _mwcomms.OAuth1):
+            return auth, None
+        if isinstance(auth, tuple) and len(auth) == 4:
+            return self.oauth_for(auth), None
+        if isinstance(auth, tuple) and len(auth) == 2:
+            user, password = auth
+            if isinstance(user, str):
+                user = user.encode('latin1')
+            if isinstance(password, str):
+                password = password.encode('latin1')
+            token = base64.b64encode(user + b':' + password).decode('ascii')
+            return None, 'Basic ' + token
+        if callable(auth):
+            # Any other requests auth object runs on a PreparedRequest.
+            prepared = requests.PreparedRequest()
+            prepared.method = method
+            prepared.url = url
+            prepared.headers = headers
+            prepared.body = body
+            prepared = auth(prepared)
+            if prepared.headers is not headers:
+                headers.clear()
+                headers.update(prepared.headers)
+            return None, None
+        raise TypeError(
+            f'auth must be None, a 2-tuple, a 4-tuple of OAuth tokens or a '
+            f'requests auth object, not {type(auth).__name__}')
+
+    @staticmethod
+    def _verify_option(verify):
+        """Map requests' verify argument to _mwcomms' (True, False or path).
+
+        requests reads REQUESTS_CA_BUNDLE and CURL_CA_BUNDLE when verify is
+        True, so the same environment keeps working here.
+        """
+        if verify is None or verify is True:
+            bundle = (os.environ.get('REQUESTS_CA_BUNDLE')
+                      or os.environ.get('CURL_CA_BUNDLE'))
+            return bundle or True
+        return verify
+
+    @staticmethod
+    def _redirect_target(url: str, location: str) -> str:
+        # requests decodes Location as UTF-8 when it is not Latin-1 text.
+        try:
+            location = location.encode('latin1').decode('utf8')
+        except UnicodeError:
+            pass
+        if location.startswith('//'):
+            location = urlsplit(url).scheme + ':' + location
+        target = urljoin(url, location)
+        if not _SAFE_URL.match(target):
+            target = requote_uri(target)
+        return target
+
+    @staticmethod
+    def _redirect_method(status: int, method: str, body, headers):
+        """Return (method, body) for the next hop, as requests rebuilds it."""
+        new_method = method
+        if status in (302, 303) and method != 'HEAD':
+            new_method = 'GET'
+        elif status == 301 and method == 'POST':
+            new_method = 'GET'
+        if status not in (307, 308):
+            # requests drops the body and its headers for these redirects.
+            headers.pop('Content-Type', None)
+            headers.pop('Content-Length', None)
+            headers.pop('Transfer-Encoding', None)
+            body = None
+        return new_method, body
+
+    @staticmethod
+    def _should_strip_auth(old_url: str, new_url: str) -> bool:
+        """Return True when credentials must not follow the redirect."""
+        old = urlsplit(old_url)
+        new = urlsplit(new_url)
+        if old.hostname != new.hostname:
+            return True
+        if (old.scheme == 'http' and old.port in (80, None)
+                and new.scheme == 'https' and new.port in (443, None)):
+            return False
+        changed_port = old.port != new.port
+        changed_scheme = old.scheme != new.scheme
+        default_port = (DEFAULT_PORTS.get(old.scheme), None)
+        if (not changed_scheme and old.port in default_port
+                and new.port in default_port):
+            return False
+        return changed_port or changed_scheme
+
+
+def _extra_cookie_header(cookies, url: str) -> str | None:
+    """Return the Cookie header for a per-request cookies argument."""
+    if not isinstance(cookies, requests.cookies.cookielib.CookieJar):
+        cookies = requests.cookies.cookiejar_from_dict(cookies)
+    req = cookie_request(url)
+    cookies.add_cookie_header(req)
+    return req.unredirected_hdrs.get('Cookie')
+
+
+def _redact_url(url: str) -> str:
+    """Return *url* without user info, which may hold a password."""
+    parts = urlsplit(url)
+    if parts.username is None and parts.password is None:
+        return url
+    host = parts.hostname or ''
+    if parts.port:
+        host = f'{host}:{parts.port}'
+    return parts._replace(netloc=host).geturl()
+
+
+def to_requests_exception(exc: _mwcomms.Error,
+                          request: requests.PreparedRequest
+                          ) -> rexc.RequestException:
+    """Translate an ``_mwcomms`` error into the requests exception.
+
+    pywikibot's error_handling_callback branches on the class and, for
+    ConnectionError, on urllib3's wording of name-resolution and
+    connection failures; the messages below keep those words so that an
+    unknown host stays fatal and a refused connection is retried, as with
+    requests.
+    """
+    code = getattr(exc, 'curl_code', 0)
+    url = _redact_url(getattr(exc, 'url', None) or request.url)
+    detail = str(exc)
+    if isinstance(exc, _mwcomms.Timeout):
+        if getattr(exc, 'phase', 'read') == 'connect':
+            return rexc.ConnectTimeout(f'Connection to {url} timed out: '
+                                       f'{detail}', request=request)
+        return rexc.ReadTimeout(f'Read timed out from {url}: {detail}',
+                                request=request)
+    if isinstance(exc, _mwcomms.SSLError):
+        if code == CURLE_PEER_FAILED_VERIFICATION:
+            detail = f'certificate verify failed: {detail}'
+        return rexc.SSLError(f'TLS error for {url}: {detail}',
+                             request=request)
+    if isinstance(exc, _mwcomms.InvalidURL):
+        return rexc.InvalidURL(detail, request=request)
+    if isinstance(exc, _mwcomms.ConnectError):
+        if code in (CURLE_COULDNT_RESOLVE_HOST, CURLE_COULDNT_RESOLVE_PROXY):
+            text = (f'NameResolutionError: failed to resolve the host of '
+                    f'{url} ([Errno -2] Name or service not known): {detail}')
+        else:
+            text = (f'NewConnectionError: Failed to establish a new '
+                    f'connection to {url}: {detail}')
+        return rexc.ConnectionError(text, request=request)
+    return rexc.ConnectionError(f'Connection to {url} failed: {detail}',
+                                request=request)
