@@ -41,16 +41,18 @@ def find_libraries():
         raise BuildConfigError(
             f'{pkg_config!r} was not found. Install it (Debian: apt-get '
             'install pkg-config) or set MWCOMMS_PKG_CONFIG to its path.')
-    missing = []
+    missing = {}
     for module, package in REQUIRED_LIBRARIES.items():
         code, _, _ = run_pkg_config(pkg_config, '--exists', module)
         if code != 0:
-            missing.append(f'{module} (Debian package {package})')
+            missing[module] = package
     if missing:
-        packages = ' '.join(REQUIRED_LIBRARIES.values())
+        names = ', '.join(f'{module} (Debian package {package})'
+                          for module, package in missing.items())
+        packages = ' '.join(missing.values())
         raise BuildConfigError(
-            'pkg-config cannot find ' + ', '.join(missing) + '. Install the '
-            f'development files, for example: apt-get install {packages}')
+            f'pkg-config cannot find {names}. Install the development '
+            f'files, for example: apt-get install {packages}')
     code, _, err = run_pkg_config(pkg_config, '--atleast-version',
                                   MIN_LIBCURL, 'libcurl')
     if code != 0:
