@@ -1,0 +1,636 @@
+/*
+ * Client: a pool of libcurl easy handles that threads share.
+ *
+ * Each easy handle keeps its own connection cache.  Connections are not
+ * shared between handles (no CURL_LOCK_DATA_CONNECT) because libcurl's
+ * shared connection cache has a long history of crash reports under
+ * threads.  One share handle contains what is safe and useful to share: the
+ * DNS cache, TLS sessions and, with cookies=True, the cookie store.
+ *
+ * request() pops an idle handle (or creates one), runs the transfer with
+ * the GIL released and pushes the handle back.  The idle stack is LIFO so
+ * that the handle with the most recently used, still warm connection is
+ * used next.
+ */
+#include "client.h"
+
+#include <pthread.h>
+#include <string.h>
+
+typedef struct {
+    PyObject_HEAD
+    /* Protects idle, idle_count, closed, in_flight, handle_count and
+     * share.  It is never held while taking the GIL. */
+    pthread_mutex_t pool_lock;
+    int pool_lock_ready;
+    CURL **idle;                 /* PyMem_RawMalloc'ed stack */
+    Py_ssize_t idle_count;
+    Py_ssize_t max_idle;
+    Py_ssize_t handle_count;     /* idle plus in use */
+    Py_ssize_t in_flight;        /* request() calls holding a handle */
+    int closed;
+
+    CURLSH *share;
+    pthread_mutex_t share_locks[CURL_LOCK_DATA_LAST];
+    int share_locks_ready;
+
+    int cookies;
+    Py_ssize_t max_response_size;  /* -1: no cap */
+    unsigned long long requests;
+    unsigned long long connects;
+} ClientObject;
+
+static PyTypeObject ClientType;
+
+/* threading.main_thread().ident, read at import: signal handlers only
+ * run on that thread, so only it checks for signals during transfers. */
+static unsigned long main_thread_ident;
+
+/* ---- Share handle ---------------------------------------------------- */
+
+static void
+share_lock(CURL *handle, curl_lock_data data, curl_lock_access access,
+           void *userptr)
+{
+    ClientObject *self = userptr;
+
+    if ((int)data >= 0 && data < CURL_LOCK_DATA_LAST) {
+        pthread_mutex_lock(&self->share_locks[data]);
+    }
+}
+
+static void
+share_unlock(CURL *handle, curl_lock_data data, void *userptr)
+{
+    ClientObject *self = userptr;
+
+    if ((int)data >= 0 && data < CURL_LOCK_DATA_LAST) {
+        pthread_mutex_unlock(&self->share_locks[data]);
+    }
+}
+
+static int
+create_share(ClientObject *self)
+{
+    CURLSHcode code = CURLSHE_OK;
+
+    self->share = curl_share_init();
+    if (self->share == NULL) {
+        PyErr_NoMemory();
+        return -1;
+    }
+    if (code == CURLSHE_OK) {
+        code = curl_share_setopt(self->share, CURLSHOPT_LOCKFUNC, share_lock);
+    }
+    if (code == CURLSHE_OK) {
+        code = curl_share_setopt(self->share, CURLSHOPT_UNLOCKFUNC,
+                                 share_unlock);
+    }
+    if (code == CURLSHE_OK) {
+        code = curl_share_setopt(self->share, CURLSHOPT_USERDATA, self);
+    }
+    if (code == CURLSHE_OK) {
+        code = curl_share_setopt(self->share, CURLSHOPT_SHARE,
+                                 CURL_LOCK_DATA_DNS);
+    }
+    if (code == CURLSHE_OK) {
+        code = curl_share_setopt(self->share, CURLSHOPT_SHARE,
+                                 CURL_LOCK_DATA_SSL_SESSION);
+    }
+    if (code == CURLSHE_OK && self->cookies) {
+        code = curl_share_setopt(self->share, CURLSHOPT_SHARE,
+                                 CURL_LOCK_DATA_COOKIE);
+    }
+    if (code != CURLSHE_OK) {
+        PyErr_Format(mwcomms_Error, "curl_share_setopt failed: %s",
+                     curl_share_strerror(code));
+        return -1;
+    }
+    return 0;
+}
+
+/* ---- Handle pool ----------------------------------------------------- */
+
+static void release_handle(ClientObject *self, CURL *easy,
+                           int creation_failed);
+
+/* Pop an idle handle or create one.  Return NULL with an exception set
+ * when the client is closed or libcurl is out of memory. */
+static CURL *
+acquire_handle(ClientObject *self)
+{
+    CURL *easy = NULL;
+    CURLSH *share;
+
+    pthread_mutex_lock(&self->pool_lock);
+    if (self->closed) {
+        pthread_mutex_unlock(&self->pool_lock);
+        PyErr_SetString(PyExc_ValueError, "Client is closed");
+        return NULL;
+    }
+    self->in_flight++;
+    if (self->idle_count > 0) {
+        easy = self->idle[--self->idle_count];
+    }
+    else {
+        self->handle_count++;
+    }
+    share = self->share;
+    pthread_mutex_unlock(&self->pool_lock);
+    if (easy != NULL) {
+        return easy;
+    }
+
+    easy = curl_easy_init();
+    if (easy == NULL
+            || curl_easy_setopt(easy, CURLOPT_SHARE, share) != CURLE_OK) {
+        if (easy != NULL) {
+            curl_easy_cleanup(easy);
+        }
+        release_handle(self, NULL, 1);
+        PyErr_SetString(PyExc_MemoryError, "curl_easy_init failed");
+        return NULL;
+    }
+    return easy;
+}
+
+/* Return a handle to the pool, or clean it up when the pool is full or
+ * the client was closed meanwhile.  The last request to finish after
+ * close() also cleans up the share handle, which libcurl refuses to free
+ * while easy handles still use it.  easy is NULL with creation_failed
+ * set when acquire_handle could not create a handle. */
+static void
+release_handle(ClientObject *self, CURL *easy, int creation_failed)
+{
+    CURLSH *share = NULL;
+
+    if (easy != NULL) {
+        /* Drop the options now, so that an idle handle keeps no pointers
+         * into this request's buffers.  curl_easy_reset keeps the live
+         * connections, the DNS and TLS session caches and the share. */
+        curl_easy_reset(easy);
+    }
+    pthread_mutex_lock(&self->pool_lock);
+    self->in_flight--;
+    if (easy != NULL && !self->closed && self->idle_count < self->max_idle) {
+        self->idle[self->idle_count++] = easy;
+        easy = NULL;
+    }
+    else if (easy != NULL || creation_failed) {
+        self->handle_count--;
+    }
+    if (self->closed && self->in_flight == 0) {
+        share = self->share;
+        self->share = NULL;
+    }
+    pthread_mutex_unlock(&self->pool_lock);
+
+    if (easy != NULL || share != NULL) {
+        Py_BEGIN_ALLOW_THREADS
+        if (easy != NULL) {
+            curl_easy_cleanup(easy);
+        }
+        if (share != NULL) {
+            curl_share_cleanup(share);
+        }
+        Py_END_ALLOW_THREADS
+    }
+}
+
+/* Clean up the idle handles, and the share handle unless a request still
+ * uses it.  Idempotent. */
+static void
+close_client(ClientObject *self)
+{
+    CURL **idle;
+    Py_ssize_t idle_count;
+    CURLSH *share = NULL;
+
+    if (!self->pool_lock_ready) {
+        return;
+    }
+    pthread_mutex_lock(&self->pool_lock);
+    self->closed = 1;
+    idle = self->idle;
+    idle_count = self->idle_count;
+    self->idle = NULL;
+    self->idle_count = 0;
+    self->handle_count -= idle_count;
+    if (self->in_flight == 0) {
+        share = self->share;
+        self->share = NULL;
+    }
+    pthread_mutex_unlock(&self->pool_lock);
+
+    Py_BEGIN_ALLOW_THREADS
+    for (Py_ssize_t i = 0; i < idle_count; i++) {
+        curl_easy_cleanup(idle[i]);
+    }
+    if (share != NULL) {
+        curl_share_cleanup(share);
+    }
+    Py_END_ALLOW_THREADS
+    PyMem_RawFree(idle);
+}
+
+/* ---- Client type ----------------------------------------------------- */
+
+static PyObject *
+Client_new(PyTypeObject *type, PyObject *args, PyObject *kwargs)
+{
+    static char *keywords[] = {"cookies", "max_idle_handles",
+                               "max_response_size", NULL};
+    int cookies = 1;
+    Py_ssize_t max_idle = 16;
+    PyObject *max_response_size = Py_None;
+    ClientObject *self = NULL;
+
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "|$pnO:Client", keywords,
+                                     &cookies, &max_idle,
+                                     &max_response_size)) {
+        return NULL;
+    }
+    if (max_idle < 0) {
+        PyErr_Format(PyExc_ValueError,
+                     "max_idle_handles must be 0 or more, not %zd", max_idle);
+        return NULL;
+    }
+    self = (ClientObject *)type->tp_alloc(type, 0);
+    if (self == NULL) {
+        return NULL;
+    }
+    self->cookies = cookies;
+    self->max_idle = max_idle;
+    self->max_response_size = -1;
+    if (max_response_size != Py_None) {
+        if (!PyLong_Check(max_response_size)
+                || PyBool_Check(max_response_size)) {
+            PyErr_Format(PyExc_TypeError,
+                         "max_response_size must be None or an int, not "
+                         "%.100s", Py_TYPE(max_response_size)->tp_name);
+            goto error;
+        }
+        self->max_response_size = PyLong_AsSsize_t(max_response_size);
+        if (self->max_response_size == -1 && PyErr_Occurred()) {
+            goto error;
+        }
+        if (self->max_response_size < 0) {
+            PyErr_Format(PyExc_ValueError,
+                         "max_response_size must be 0 or more bytes, not %zd",
+                         self->max_response_size);
+            goto error;
+        }
+    }
+
+    if (pthread_mutex_init(&self->pool_lock, NULL) != 0) {
+        PyErr_SetString(PyExc_OSError, "pthread_mutex_init failed");
+        goto error;
+    }
+    self->pool_lock_ready = 1;
+    for (int i = 0; i < CURL_LOCK_DATA_LAST; i++) {
+        if (pthread_mutex_init(&self->share_locks[i], NULL) != 0) {
+            for (int j = 0; j < i; j++) {
+                pthread_mutex_destroy(&self->share_locks[j]);
+            }
+            PyErr_SetString(PyExc_OSError, "pthread_mutex_init failed");
+            goto error;
+        }
+    }
+    self->share_locks_ready = 1;
+    if (max_idle > 0) {
+        self->idle = PyMem_RawCalloc((size_t)max_idle, sizeof(CURL *));
+        if (self->idle == NULL) {
+            PyErr_NoMemory();
+            goto error;
+        }
+    }
+    if (create_share(self) < 0) {
+        goto error;
+    }
+    return (PyObject *)self;
+error:
+    Py_DECREF(self);
+    return NULL;
+}
+
+static void
+Client_dealloc(ClientObject *self)
+{
+    /* Every request() call holds a reference, so none is in flight here
+     * and close_client frees the share handle too. */
+    close_client(self);
+    if (self->share_locks_ready) {
+        for (int i = 0; i < CURL_LOCK_DATA_LAST; i++) {
+            pthread_mutex_destroy(&self->share_locks[i]);
+        }
+    }
+    if (self->pool_lock_ready) {
+        pthread_mutex_destroy(&self->pool_lock);
+    }
+    Py_TYPE(self)->tp_free((PyObject *)self);
+}
+
+PyDoc_STRVAR(Client_request_doc,
+"request(method, url, headers=None, body=None, *, timeout=None,\n"
+"        verify=True, auth=None, accept_encoding=True)\n"
+"--\n"
+"\n"
+"Send one HTTP request and return a Response.  Redirects are returned,\n"
+"not followed.\n"
+"\n"
+"method is GET, HEAD, POST, PUT, DELETE, PATCH or OPTIONS.  headers is a\n"
+"dict or an iterable of (name, value) str pairs.  body is str (sent as\n"
+"UTF-8) or bytes-like.  timeout is None, seconds for both phases, or a\n"
+"(connect, read) pair; read limits the time without any byte sent or\n"
+"received.  With connect None, libcurl's default of 300 s applies.\n"
+"verify is True, False or the path of a CA bundle.  auth is an OAuth1\n"
+"instance that signs the request.");
+
+static PyObject *
+Client_request(ClientObject *self, PyObject *args, PyObject *kwargs)
+{
+    static char *keywords[] = {"method", "url", "headers", "body", "timeout",
+                               "verify", "auth", "accept_encoding", NULL};
+    PyObject *method;
+    PyObject *url;
+    PyObject *headers = Py_None;
+    PyObject *body = Py_None;
+    PyObject *timeout = Py_None;
+    PyObject *verify = Py_True;
+    PyObject *auth = Py_None;
+    int accept_encoding = 1;
+    mw_request request;
+    mw_transfer transfer;
+    char error_buffer[CURL_ERROR_SIZE];
+    CURL *easy = NULL;
+    CURLcode code;
+    long connects = 0;
+    PyObject *result = NULL;
+
+    memset(&request, 0, sizeof(request));
+    memset(&transfer, 0, sizeof(transfer));
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "OO|OO$OOOp:request",
+                                     keywords, &method, &url, &headers,
+                                     &body, &timeout, &verify, &auth,
+                                     &accept_encoding)) {
+        return NULL;
+    }
+    if (self->closed) {
+        PyErr_SetString(PyExc_ValueError, "Client is closed");
+        return NULL;
+    }
+    if (mw_request_parse(&request, method, url, headers, body, timeout,
+                         verify, auth, accept_encoding) < 0) {
+        goto done;
+    }
+    easy = acquire_handle(self);
+    if (easy == NULL) {
+        goto done;
+    }
+    if (mw_transfer_setup(easy, &request, &transfer, error_buffer,
+                          self->cookies, self->max_response_size) < 0) {
+        goto done;
+    }
+    transfer.check_signals = PyThread_get_thread_ident() == main_thread_ident;
+    if (mw_request_authorize(&request) < 0) {
+        goto done;
+    }
+    /* The header list changed when Authorization was added. */
+    if (curl_easy_setopt(easy, CURLOPT_HTTPHEADER, request.headers)
+            != CURLE_OK) {
+        PyErr_SetString(mwcomms_Error,
+                        "curl_easy_setopt(CURLOPT_HTTPHEADER) failed");
+        goto done;
+    }
+
+    Py_BEGIN_ALLOW_THREADS
+    code = curl_easy_perform(easy);
+    Py_END_ALLOW_THREADS
+
+    curl_easy_getinfo(easy, CURLINFO_NUM_CONNECTS, &connects);
+    self->requests++;
+    self->connects += (unsigned long long)connects;
+    if (transfer.exc_type != NULL) {
+        /* A signal handler raised (KeyboardInterrupt, usually). */
+        PyErr_Restore(transfer.exc_type, transfer.exc_value,
+                      transfer.exc_traceback);
+        transfer.exc_type = NULL;
+        transfer.exc_value = NULL;
+        transfer.exc_traceback = NULL;
+        goto done;
+    }
+    if (code != CURLE_OK) {
+        mw_raise_transfer_error(code, error_buffer, &request, &transfer);
+        goto done;
+    }
+    result = mw_response_new(easy, &transfer);
+done:
+    if (easy != NULL) {
+        release_handle(self, easy, 0);
+    }
+    mw_transfer_clear(&transfer);
+    mw_request_clear(&request);
+    return result;
+}
+
+static PyObject *
+Client_close(ClientObject *self, PyObject *unused)
+{
+    close_client(self);
+    Py_RETURN_NONE;
+}
+
+static PyObject *
+Client_enter(ClientObject *self, PyObject *unused)
+{
+    return Py_NewRef(self);
+}
+
+static PyObject *
+Client_exit(ClientObject *self, PyObject *args)
+{
+    close_client(self);
+    Py_RETURN_FALSE;
+}
+
+static PyObject *
+Client_get_stats(ClientObject *self, void *closure)
+{
+    Py_ssize_t handles;
+    Py_ssize_t idle;
+
+    pthread_mutex_lock(&self->pool_lock);
+    handles = self->handle_count;
+    idle = self->idle_count;
+    pthread_mutex_unlock(&self->pool_lock);
+    return Py_BuildValue("{sKsKsnsn}", "requests", self->requests,
+                         "connects", self->connects, "handles", handles,
+                         "idle", idle);
+}
+
+static PyObject *
+Client_get_closed(ClientObject *self, void *closure)
+{
+    return PyBool_FromLong(self->closed);
+}
+
+static PyMethodDef Client_methods[] = {
+    {"request", (PyCFunction)(void (*)(void))Client_request,
+     METH_VARARGS | METH_KEYWORDS, Client_request_doc},
+    {"close", (PyCFunction)Client_close, METH_NOARGS,
+     PyDoc_STR("close()\n--\n\n"
+               "Close the idle connections and free the handles.  Requests\n"
+               "still running finish first; new ones raise ValueError.\n"
+               "Calling close() again does nothing.")},
+    {"__enter__", (PyCFunction)Client_enter, METH_NOARGS, NULL},
+    {"__exit__", (PyCFunction)Client_exit, METH_VARARGS, NULL},
+    {NULL}
+};
+
+static PyGetSetDef Client_getset[] = {
+    {"stats", (getter)Client_get_stats, NULL,
+     PyDoc_STR("Dict of counters: requests (transfers run), connects (new\n"
+               "connections made), handles (easy handles alive) and idle\n"
+               "(handles in the pool)."), NULL},
+    {"closed", (getter)Client_get_closed, NULL,
+     PyDoc_STR("True after close()."), NULL},
+    {NULL}
+};
+
+PyDoc_STRVAR(Client_doc,
+"Client(*, cookies=True, max_idle_handles=16, max_response_size=None)\n"
+"--\n"
+"\n"
+"HTTP client over libcurl that keeps connections alive; threads may\n"
+"share one.  cookies=True keeps the cookies that servers set in memory\n"
+"and sends them back.  max_idle_handles caps the pooled easy handles\n"
+"(each keeps its own connections).  max_response_size caps the body in\n"
+"bytes; a larger one raises TransferError.");
+
+static PyTypeObject ClientType = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "_mwcomms.Client",
+    .tp_basicsize = sizeof(ClientObject),
+    .tp_dealloc = (destructor)Client_dealloc,
+    .tp_flags = Py_TPFLAGS_DEFAULT,
+    .tp_doc = Client_doc,
+    .tp_methods = Client_methods,
+    .tp_getset = Client_getset,
+    .tp_new = Client_new,
+};
+
+/* ---- Module functions ------------------------------------------------ */
+
+static PyObject *
+module_curl_version(PyObject *module, PyObject *unused)
+{
+    return PyUnicode_FromString(curl_version());
+}
+
+static PyObject *
+module_curl_features(PyObject *module, PyObject *unused)
+{
+    static const struct {
+        int bit;
+        const char *name;
+    } features[] = {
+        {CURL_VERSION_IPV6, "ipv6"},
+        {CURL_VERSION_SSL, "ssl"},
+        {CURL_VERSION_LIBZ, "libz"},
+        {CURL_VERSION_ASYNCHDNS, "asynchdns"},
+        {CURL_VERSION_LARGEFILE, "largefile"},
+        {CURL_VERSION_IDN, "idn"},
+        {CURL_VERSION_HTTP2, "http2"},
+        {CURL_VERSION_UNIX_SOCKETS, "unixsockets"},
+        {CURL_VERSION_HTTPS_PROXY, "https-proxy"},
+        {CURL_VERSION_BROTLI, "brotli"},
+        {CURL_VERSION_ALTSVC, "alt-svc"},
+        {CURL_VERSION_HTTP3, "http3"},
+        {CURL_VERSION_ZSTD, "zstd"},
+        {CURL_VERSION_PSL, "psl"},
+#ifdef CURL_VERSION_HSTS
+        {CURL_VERSION_HSTS, "hsts"},
+#endif
+#ifdef CURL_VERSION_THREADSAFE
+        {CURL_VERSION_THREADSAFE, "threadsafe"},
+#endif
+    };
+    curl_version_info_data *info = curl_version_info(CURLVERSION_NOW);
+    PyObject *result = PySet_New(NULL);
+
+    if (result == NULL) {
+        return NULL;
+    }
+    for (size_t i = 0; i < sizeof(features) / sizeof(features[0]); i++) {
+        if ((info->features & features[i].bit) != 0) {
+            PyObject *name = PyUnicode_FromString(features[i].name);
+            if (name == NULL || PySet_Add(result, name) < 0) {
+                Py_XDECREF(name);
+                Py_DECREF(result);
+                return NULL;
+            }
+            Py_DECREF(name);
+        }
+    }
+    return result;
+}
+
+static PyMethodDef module_functions[] = {
+    {"curl_version", module_curl_version, METH_NOARGS,
+     PyDoc_STR("curl_version()\n--\n\n"
+               "Return libcurl's version string, with its libraries.")},
+    {"curl_features", module_curl_features, METH_NOARGS,
+     PyDoc_STR("curl_features()\n--\n\n"
+               "Return the set of libcurl features, such as 'http2',\n"
+               "'asynchdns', 'brotli', 'zstd', 'libz' and 'ssl'.")},
+    {NULL}
+};
+
+static int
+read_main_thread_ident(void)
+{
+    PyObject *threading = NULL;
+    PyObject *thread = NULL;
+    PyObject *ident = NULL;
+    int result = -1;
+
+    threading = PyImport_ImportModule("threading");
+    if (threading == NULL) {
+        return -1;
+    }
+    thread = PyObject_CallMethod(threading, "main_thread", NULL);
+    if (thread == NULL) {
+        goto done;
+    }
+    ident = PyObject_GetAttrString(thread, "ident");
+    if (ident == NULL) {
+        goto done;
+    }
+    main_thread_ident = PyLong_AsUnsignedLong(ident);
+    if (main_thread_ident == (unsigned long)-1 && PyErr_Occurred()) {
+        goto done;
+    }
+    result = 0;
+done:
+    Py_XDECREF(ident);
+    Py_XDECREF(thread);
+    Py_DECREF(threading);
+    return result;
+}
+
+int
+mwcomms_client_init(PyObject *module)
+{
+    if (read_main_thread_ident() < 0) {
+        return -1;
+    }
+    if (PyType_Ready(&ClientType) < 0 || PyType_Ready(&mw_ResponseType) < 0) {
+        return -1;
+    }
+    if (PyModule_AddObjectRef(module, "Client", (PyObject *)&ClientType) < 0
+            || PyModule_AddObjectRef(module, "Response",
+                                     (PyObject *)&mw_ResponseType) < 0) {
+        return -1;
+    }
+    return PyModule_AddFunctions(module, module_functions);
+}

@@ -1,0 +1,1105 @@
+/*
+ * One request of the HTTP client: argument checks, libcurl options,
+ * the libcurl callbacks and the mapping of CURLcode to exceptions.
+ */
+#include "client.h"
+
+#include <limits.h>
+#include <math.h>
+#include <string.h>
+#include <time.h>
+
+/* Sent headers are checked before they reach libcurl; received header
+ * lines of one response are capped so that a server cannot grow the
+ * buffer without bound (libcurl 7.88 limits single lines, not the sum). */
+#define MAX_RESPONSE_HEADER_BYTES (1024 * 1024)
+
+/* Do not reuse a connection that has been idle for longer than this
+ * (CURLOPT_MAXAGE_CONN, libcurl's default is 118 s).  It is below
+ * the idle timeouts of nginx (75 s by default) and of many load balancers
+ * (60 s); servers with shorter ones, such as Apache httpd (5 s by
+ * default), still close idle connections first. */
+#define MAX_CONNECTION_AGE_S 30L
+
+/* Interval between signal checks on the main thread (milliseconds). */
+#define SIGNAL_CHECK_INTERVAL_MS 100
+
+static const char *const supported_methods[] = {
+    "GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS", NULL
+};
+
+static int64_t
+monotonic_ms(void)
+{
+    struct timespec now;
+
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    return (int64_t)now.tv_sec * 1000 + now.tv_nsec / 1000000;
+}
+
+/* ---- Exceptions ------------------------------------------------------ */
+
+/* Raise cls(message) with the attributes url, curl_code and request_sent
+ * (and phase when phase is not NULL).  Always return NULL. */
+static PyObject *
+raise_error(PyObject *cls, PyObject *message, PyObject *safe_url,
+            long curl_code, int request_sent, const char *phase)
+{
+    PyObject *exc = NULL;
+    PyObject *value = NULL;
+
+    if (message == NULL) {
+        return NULL;
+    }
+    exc = PyObject_CallOneArg(cls, message);
+    Py_DECREF(message);
+    if (exc == NULL) {
+        return NULL;
+    }
+    if (PyObject_SetAttrString(exc, "url",
+                               safe_url != NULL ? safe_url : Py_None) < 0) {
+        goto error;
+    }
+    value = PyLong_FromLong(curl_code);
+    if (value == NULL || PyObject_SetAttrString(exc, "curl_code", value) < 0) {
+        goto error;
+    }
+    Py_CLEAR(value);
+    if (PyObject_SetAttrString(exc, "request_sent",
+                               request_sent ? Py_True : Py_False) < 0) {
+        goto error;
+    }
+    if (phase != NULL) {
+        value = PyUnicode_FromString(phase);
+        if (value == NULL
+                || PyObject_SetAttrString(exc, "phase", value) < 0) {
+            goto error;
+        }
+        Py_CLEAR(value);
+    }
+    PyErr_SetObject((PyObject *)Py_TYPE(exc), exc);
+error:
+    Py_XDECREF(value);
+    Py_DECREF(exc);
+    return NULL;
+}
+
+/* Return url as a str without the user:password@ part of its authority,
+ * so that it can go into messages.  Works on strings that are not valid
+ * URLs too. */
+PyObject *
+mw_redact_url(PyObject *url)
+{
+    Py_ssize_t length = PyUnicode_GET_LENGTH(url);
+    Py_ssize_t start = 0;
+    Py_ssize_t end = length;
+    Py_ssize_t at;
+    PyObject *head = NULL;
+    PyObject *tail = NULL;
+    PyObject *result = NULL;
+    PyObject *separator = NULL;
+    static const Py_UCS4 delimiters[] = {'/', '?', '#', '\\'};
+
+    separator = PyUnicode_FromString("://");
+    if (separator == NULL) {
+        return NULL;
+    }
+    start = PyUnicode_Find(url, separator, 0, length, 1);
+    Py_DECREF(separator);
+    if (start == -2) {
+        return NULL;
+    }
+    start = start < 0 ? 0 : start + 3;
+    for (size_t i = 0; i < sizeof(delimiters) / sizeof(delimiters[0]); i++) {
+        Py_ssize_t found = PyUnicode_FindChar(url, delimiters[i], start, end,
+                                              1);
+        if (found == -2) {
+            return NULL;
+        }
+        if (found >= 0) {
+            end = found;
+        }
+    }
+    at = PyUnicode_FindChar(url, '@', start, end, -1);
+    if (at == -2) {
+        return NULL;
+    }
+    if (at < 0) {
+        return Py_NewRef(url);
+    }
+    head = PyUnicode_Substring(url, 0, start);
+    tail = PyUnicode_Substring(url, at + 1, length);
+    if (head != NULL && tail != NULL) {
+        result = PyUnicode_Concat(head, tail);
+    }
+    Py_XDECREF(head);
+    Py_XDECREF(tail);
+    return result;
+}
+
+static PyObject *
+raise_invalid_url(PyObject *safe_url, const char *reason)
+{
+    return raise_error(mwcomms_InvalidURL,
+                       PyUnicode_FromFormat("invalid URL %R: %s",
+                                            safe_url, reason),
+                       safe_url, 0, 0, NULL);
+}
+
+/* Map a failed transfer to one exception class:
+ * ConnectError, Timeout, SSLError, InvalidURL or TransferError. */
+void
+mw_raise_transfer_error(CURLcode code, const char *error_buffer,
+                        mw_request *request, mw_transfer *transfer)
+{
+    PyObject *cls = mwcomms_TransferError;
+    const char *phase = NULL;
+    const char *text;
+    long request_size = 0;
+    int request_sent;
+
+    if (curl_easy_getinfo(transfer->easy, CURLINFO_REQUEST_SIZE,
+                          &request_size) != CURLE_OK) {
+        request_size = 0;
+    }
+    request_sent = request_size > 0;
+
+    if (transfer->out_of_memory) {
+        PyErr_NoMemory();
+        return;
+    }
+    if (transfer->read_timed_out) {
+        raise_error(mwcomms_Timeout,
+                    PyUnicode_FromFormat(
+                        "read timed out: nothing was sent or received for "
+                        "%ld ms (%U)", transfer->read_timeout_ms,
+                        request->safe_url),
+                    request->safe_url, (long)code, request_sent, "read");
+        return;
+    }
+    if (transfer->body_too_large) {
+        raise_error(mwcomms_TransferError,
+                    PyUnicode_FromFormat(
+                        "response body exceeds max_response_size of %zu "
+                        "bytes (%U)", transfer->max_body, request->safe_url),
+                    request->safe_url, (long)code, request_sent, NULL);
+        return;
+    }
+    if (transfer->headers_too_large) {
+        raise_error(mwcomms_TransferError,
+                    PyUnicode_FromFormat(
+                        "response headers exceed %d bytes (%U)",
+                        MAX_RESPONSE_HEADER_BYTES, request->safe_url),
+                    request->safe_url, (long)code, request_sent, NULL);
+        return;
+    }
+
+    switch (code) {
+    case CURLE_COULDNT_RESOLVE_HOST:
+    case CURLE_COULDNT_RESOLVE_PROXY:
+    case CURLE_COULDNT_CONNECT:
+        cls = mwcomms_ConnectError;
+        break;
+    case CURLE_OPERATION_TIMEDOUT:
+        /* No total or low-speed timeout is set, so libcurl only times out
+         * while resolving, connecting or doing the TLS handshake. */
+        cls = mwcomms_Timeout;
+        phase = "connect";
+        break;
+    case CURLE_SSL_CONNECT_ERROR:
+    case CURLE_SSL_ENGINE_NOTFOUND:
+    case CURLE_SSL_ENGINE_SETFAILED:
+    case CURLE_SSL_CERTPROBLEM:
+    case CURLE_SSL_CIPHER:
+    case CURLE_PEER_FAILED_VERIFICATION:
+    case CURLE_SSL_ENGINE_INITFAILED:
+    case CURLE_SSL_CACERT_BADFILE:
+    case CURLE_SSL_SHUTDOWN_FAILED:
+    case CURLE_SSL_CRL_BADFILE:
+    case CURLE_SSL_ISSUER_ERROR:
+    case CURLE_SSL_PINNEDPUBKEYNOTMATCH:
+    case CURLE_SSL_INVALIDCERTSTATUS:
+#if LIBCURL_VERSION_NUM >= 0x074700
+    case CURLE_SSL_CLIENTCERT:
+#endif
+        cls = mwcomms_SSLError;
+        break;
+    case CURLE_URL_MALFORMAT:
+    case CURLE_UNSUPPORTED_PROTOCOL:
+        cls = mwcomms_InvalidURL;
+        break;
+    default:
+        cls = mwcomms_TransferError;
+        break;
+    }
+    text = error_buffer[0] != '\0' ? error_buffer : curl_easy_strerror(code);
+    raise_error(cls, PyUnicode_FromFormat("%s (%U)", text, request->safe_url),
+                request->safe_url, (long)code, request_sent, phase);
+}
+
+/* ---- Argument checks ------------------------------------------------- */
+
+static int
+parse_method(mw_request *request, PyObject *method)
+{
+    const char *name;
+
+    if (!PyUnicode_Check(method)) {
+        PyErr_Format(PyExc_TypeError, "method must be str, not %.100s",
+                     Py_TYPE(method)->tp_name);
+        return -1;
+    }
+    name = PyUnicode_AsUTF8(method);
+    if (name == NULL) {
+        return -1;
+    }
+    for (int i = 0; supported_methods[i] != NULL; i++) {
+        if (strcmp(name, supported_methods[i]) == 0) {
+            request->method = supported_methods[i];
+            return 0;
+        }
+    }
+    PyErr_Format(PyExc_ValueError,
+                 "unsupported HTTP method %R: expected one of GET, HEAD, "
+                 "POST, PUT, DELETE, PATCH, OPTIONS (upper case)", method);
+    return -1;
+}
+
+/* Check the URL with libcurl's URL parser before anything else: the
+ * scheme must be http or https and there must be a host. */
+static int
+parse_url(mw_request *request, PyObject *url)
+{
+    CURLU *handle = NULL;
+    CURLUcode rc;
+    char *scheme = NULL;
+    char *host = NULL;
+    Py_ssize_t size;
+    int result = -1;
+
+    if (!PyUnicode_Check(url)) {
+        PyErr_Format(PyExc_TypeError, "url must be str, not %.100s",
+                     Py_TYPE(url)->tp_name);
+        return -1;
+    }
+    request->url = Py_NewRef(url);
+    request->safe_url = mw_redact_url(url);
+    if (request->safe_url == NULL) {
+        return -1;
+    }
+    request->url_utf8 = PyUnicode_AsUTF8AndSize(url, &size);
+    if (request->url_utf8 == NULL) {
+        PyErr_Clear();
+        raise_invalid_url(request->safe_url,
+                          "it cannot be encoded as UTF-8");
+        return -1;
+    }
+    if ((size_t)size != strlen(request->url_utf8)) {
+        raise_invalid_url(request->safe_url, "it contains a NUL character");
+        return -1;
+    }
+
+    handle = curl_url();
+    if (handle == NULL) {
+        PyErr_NoMemory();
+        return -1;
+    }
+    rc = curl_url_set(handle, CURLUPART_URL, request->url_utf8, 0);
+    if (rc != CURLUE_OK) {
+#if LIBCURL_VERSION_NUM >= 0x075000
+        raise_invalid_url(request->safe_url, curl_url_strerror(rc));
+#else
+        raise_invalid_url(request->safe_url, "libcurl cannot parse it");
+#endif
+        goto done;
+    }
+    rc = curl_url_get(handle, CURLUPART_SCHEME, &scheme, 0);
+    if (rc != CURLUE_OK || scheme == NULL
+            || (strcmp(scheme, "http") != 0 && strcmp(scheme, "https") != 0)) {
+        raise_invalid_url(request->safe_url,
+                          "the scheme must be http or https");
+        goto done;
+    }
+    rc = curl_url_get(handle, CURLUPART_HOST, &host, 0);
+    if (rc != CURLUE_OK || host == NULL || host[0] == '\0') {
+        raise_invalid_url(request->safe_url, "the host is missing");
+        goto done;
+    }
+    result = 0;
+done:
+    curl_free(scheme);
+    curl_free(host);
+    curl_url_cleanup(handle);
+    return result;
+}
+
+/* RFC 7230 section 3.2.6: token = 1*tchar. */
+static int
+is_token(PyObject *name)
+{
+    Py_ssize_t length = PyUnicode_GET_LENGTH(name);
+    int kind = PyUnicode_KIND(name);
+    const void *data = PyUnicode_DATA(name);
+
+    if (length == 0) {
+        return 0;
+    }
+    for (Py_ssize_t i = 0; i < length; i++) {
+        Py_UCS4 c = PyUnicode_READ(kind, data, i);
+        int alphanumeric = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z')
+                           || (c >= '0' && c <= '9');
+
+        /* strchr would match the terminating NUL, so test c first. */
+        if (!alphanumeric
+                && (c == 0 || c >= 128
+                    || strchr("!#$%&'*+-.^_`|~", (int)c) == NULL)) {
+            return 0;
+        }
+    }
+    return 1;
+}
+
+static int
+has_forbidden_value_char(PyObject *value)
+{
+    Py_ssize_t length = PyUnicode_GET_LENGTH(value);
+    int kind = PyUnicode_KIND(value);
+    const void *data = PyUnicode_DATA(value);
+
+    for (Py_ssize_t i = 0; i < length; i++) {
+        Py_UCS4 c = PyUnicode_READ(kind, data, i);
+        if (c == '\r' || c == '\n' || c == '\0') {
+            return 1;
+        }
+    }
+    return 0;
+}
+
+/* Encode a header value as Latin-1 (the usual HTTP/1.1 octets), or as
+ * UTF-8 when it has characters above U+00FF. */
+static PyObject *
+encode_header_value(PyObject *value)
+{
+    if (PyUnicode_MAX_CHAR_VALUE(value) <= 0xff) {
+        return PyUnicode_AsLatin1String(value);
+    }
+    return PyUnicode_AsUTF8String(value);
+}
+
+static int
+name_equals(PyObject *name, const char *lower)
+{
+    Py_ssize_t length = PyUnicode_GET_LENGTH(name);
+    int kind = PyUnicode_KIND(name);
+    const void *data = PyUnicode_DATA(name);
+
+    if ((size_t)length != strlen(lower)) {
+        return 0;
+    }
+    for (Py_ssize_t i = 0; i < length; i++) {
+        Py_UCS4 c = PyUnicode_READ(kind, data, i);
+        if (c >= 'A' && c <= 'Z') {
+            c += 'a' - 'A';
+        }
+        if (c != (Py_UCS4)(unsigned char)lower[i]) {
+            return 0;
+        }
+    }
+    return 1;
+}
+
+/* Append "Name: value" to the libcurl list.  libcurl treats "Name:" as
+ * "remove this header", so an empty value is written "Name;". */
+static int
+append_header(struct curl_slist **list, const char *name, Py_ssize_t
+              name_length, const char *value, Py_ssize_t value_length)
+{
+    struct curl_slist *appended;
+    size_t size = (size_t)name_length + (size_t)value_length + 3;
+    char *line = PyMem_Malloc(size);
+
+    if (line == NULL) {
+        PyErr_NoMemory();
+        return -1;
+    }
+    memcpy(line, name, (size_t)name_length);
+    if (value_length == 0) {
+        line[name_length] = ';';
+        line[name_length + 1] = '\0';
+    }
+    else {
+        line[name_length] = ':';
+        line[name_length + 1] = ' ';
+        memcpy(line + name_length + 2, value, (size_t)value_length);
+        line[size - 1] = '\0';
+    }
+    appended = curl_slist_append(*list, line);
+    PyMem_Free(line);
+    if (appended == NULL) {
+        PyErr_NoMemory();
+        return -1;
+    }
+    *list = appended;
+    return 0;
+}
+
+static int
+append_literal(struct curl_slist **list, const char *line)
+{
+    struct curl_slist *appended = curl_slist_append(*list, line);
+
+    if (appended == NULL) {
+        PyErr_NoMemory();
+        return -1;
+    }
+    *list = appended;
+    return 0;
+}
+
+/* Check one (name, value) pair and add it.  Messages name the header,
+ * never its value, because values such as Cookie may be secret. */
+static int
+add_header(mw_request *request, PyObject *name, PyObject *value,
+           PyObject *auth)
+{
+    PyObject *encoded = NULL;
+    const char *name_bytes;
+    Py_ssize_t name_length;
+    int result = -1;
+
+    if (!PyUnicode_Check(name)) {
+        PyErr_Format(PyExc_TypeError, "header names must be str, not %.100s",
+                     Py_TYPE(name)->tp_name);
+        return -1;
+    }
+    if (!is_token(name)) {
+        PyErr_Format(PyExc_ValueError,
+                     "invalid header name %R: it must be a non-empty RFC "
+                     "7230 token (letters, digits and !#$%%&'*+-.^_`|~)",
+                     name);
+        return -1;
+    }
+    if (!PyUnicode_Check(value)) {
+        PyErr_Format(PyExc_TypeError,
+                     "the value of header %R must be str, not %.100s",
+                     name, Py_TYPE(value)->tp_name);
+        return -1;
+    }
+    if (has_forbidden_value_char(value)) {
+        PyErr_Format(PyExc_ValueError,
+                     "invalid value for header %R: it must not contain CR, "
+                     "LF or NUL", name);
+        return -1;
+    }
+    if (name_equals(name, "authorization")) {
+        if (auth != Py_None) {
+            PyErr_SetString(PyExc_ValueError,
+                            "an Authorization header cannot be combined with "
+                            "auth: pass one or the other");
+            return -1;
+        }
+        request->has_authorization = 1;
+    }
+    else if (name_equals(name, "expect")) {
+        request->has_expect = 1;
+    }
+    encoded = encode_header_value(value);
+    if (encoded == NULL) {
+        return -1;
+    }
+    if (name_equals(name, "content-type") && request->content_type == NULL) {
+        request->content_type = Py_NewRef(encoded);
+    }
+    name_bytes = PyUnicode_AsUTF8AndSize(name, &name_length);
+    if (name_bytes == NULL) {
+        goto done;
+    }
+    result = append_header(&request->headers, name_bytes, name_length,
+                           PyBytes_AS_STRING(encoded),
+                           PyBytes_GET_SIZE(encoded));
+done:
+    Py_DECREF(encoded);
+    return result;
+}
+
+static int
+add_header_pair(mw_request *request, PyObject *item, PyObject *auth)
+{
+    PyObject *pair = NULL;
+    int result;
+
+    if (PyUnicode_Check(item) || PyBytes_Check(item)
+            || PyByteArray_Check(item)) {
+        PyErr_Format(PyExc_TypeError,
+                     "each header must be a (name, value) pair, not "
+                     "%.100s", Py_TYPE(item)->tp_name);
+        return -1;
+    }
+    pair = PySequence_Fast(item, "each header must be a (name, value) pair");
+    if (pair == NULL) {
+        return -1;
+    }
+    if (PySequence_Fast_GET_SIZE(pair) != 2) {
+        PyErr_Format(PyExc_TypeError,
+                     "each header must be a (name, value) pair, got a "
+                     "sequence of length %zd", PySequence_Fast_GET_SIZE(pair));
+        Py_DECREF(pair);
+        return -1;
+    }
+    result = add_header(request, PySequence_Fast_GET_ITEM(pair, 0),
+                        PySequence_Fast_GET_ITEM(pair, 1), auth);
+    Py_DECREF(pair);
+    return result;
+}
+
+/* headers: None, a dict (or any object with items()), or an iterable of
+ * (name, value) pairs. */
+static int
+parse_headers(mw_request *request, PyObject *headers, PyObject *auth)
+{
+    PyObject *items = NULL;
+    PyObject *iterator = NULL;
+    PyObject *item = NULL;
+    int result = -1;
+
+    if (headers != Py_None) {
+        if (PyDict_Check(headers)) {
+            PyObject *name;
+            PyObject *value;
+            Py_ssize_t position = 0;
+
+            /* add_header runs no Python code, so the dict cannot change
+             * while it is iterated. */
+            while (PyDict_Next(headers, &position, &name, &value)) {
+                if (add_header(request, name, value, auth) < 0) {
+                    return -1;
+                }
+            }
+        }
+        else {
+            if (!PyUnicode_Check(headers) && !PyBytes_Check(headers)
+                    && PyObject_HasAttrString(headers, "items")) {
+                items = PyObject_CallMethod(headers, "items", NULL);
+                if (items == NULL) {
+                    goto done;
+                }
+            }
+            else {
+                items = Py_NewRef(headers);
+            }
+            if (PyUnicode_Check(items) || PyBytes_Check(items)) {
+                iterator = NULL;
+            }
+            else {
+                iterator = PyObject_GetIter(items);
+            }
+            if (iterator == NULL) {
+                PyErr_Format(PyExc_TypeError,
+                             "headers must be None, a dict or an iterable of "
+                             "(name, value) pairs, not %.100s",
+                             Py_TYPE(headers)->tp_name);
+                goto done;
+            }
+            while ((item = PyIter_Next(iterator)) != NULL) {
+                int added = add_header_pair(request, item, auth);
+                Py_CLEAR(item);
+                if (added < 0) {
+                    goto done;
+                }
+            }
+            if (PyErr_Occurred()) {
+                goto done;
+            }
+        }
+    }
+
+    /* Without these, libcurl would add Content-Type:
+     * application/x-www-form-urlencoded to POST bodies (and the OAuth
+     * signature covers the Content-Type that is sent) and Expect:
+     * 100-continue to bodies over 1 MiB (a round trip of delay). */
+    if (request->content_type == NULL
+            && append_literal(&request->headers, "Content-Type:") < 0) {
+        goto done;
+    }
+    if (!request->has_expect
+            && append_literal(&request->headers, "Expect:") < 0) {
+        goto done;
+    }
+    result = 0;
+done:
+    Py_XDECREF(iterator);
+    Py_XDECREF(items);
+    return result;
+}
+
+static int
+parse_body(mw_request *request, PyObject *body)
+{
+    if (body == Py_None) {
+        return 0;
+    }
+    if (PyUnicode_Check(body)) {
+        request->body_owner = PyUnicode_AsUTF8String(body);
+        if (request->body_owner == NULL) {
+            return -1;
+        }
+    }
+    else if (PyObject_CheckBuffer(body)) {
+        request->body_owner = Py_NewRef(body);
+    }
+    else {
+        PyErr_Format(PyExc_TypeError,
+                     "body must be None, str or a bytes-like object, not "
+                     "%.100s", Py_TYPE(body)->tp_name);
+        return -1;
+    }
+    /* The buffer stays acquired until the transfer ends because
+     * CURLOPT_POSTFIELDS does not copy the data; an acquired bytearray
+     * cannot be resized meanwhile. */
+    if (PyObject_GetBuffer(request->body_owner, &request->body,
+                           PyBUF_SIMPLE) < 0) {
+        return -1;
+    }
+    request->has_body = 1;
+    if (strcmp(request->method, "HEAD") == 0) {
+        PyErr_SetString(PyExc_ValueError, "a HEAD request cannot have a body");
+        return -1;
+    }
+    return 0;
+}
+
+/* Convert one timeout value in seconds to milliseconds; 0 means None. */
+static int
+parse_timeout_value(PyObject *value, long *milliseconds)
+{
+    double seconds;
+
+    if (value == Py_None) {
+        *milliseconds = 0;
+        return 0;
+    }
+    if (PyBool_Check(value)
+            || !(PyLong_Check(value) || PyFloat_Check(value))) {
+        PyErr_Format(PyExc_TypeError,
+                     "timeout must be None, a number of seconds or a "
+                     "(connect, read) pair, not %.100s",
+                     Py_TYPE(value)->tp_name);
+        return -1;
+    }
+    seconds = PyFloat_AsDouble(value);
+    if (seconds == -1.0 && PyErr_Occurred()) {
+        return -1;
+    }
+    if (!(seconds > 0.0) || !isfinite(seconds)) {
+        PyErr_Format(PyExc_ValueError,
+                     "timeout must be a positive finite number of seconds "
+                     "or None, not %R", value);
+        return -1;
+    }
+    /* libcurl keeps timeouts in milliseconds; cap at about 24 days. */
+    if (seconds * 1000.0 >= (double)INT_MAX) {
+        *milliseconds = INT_MAX;
+    }
+    else {
+        *milliseconds = (long)ceil(seconds * 1000.0);
+    }
+    return 0;
+}
+
+static int
+parse_timeout(mw_request *request, PyObject *timeout)
+{
+    if (PyTuple_Check(timeout)) {
+        if (PyTuple_GET_SIZE(timeout) != 2) {
+            PyErr_Format(PyExc_ValueError,
+                         "timeout tuple must be (connect, read), got %zd "
+                         "items", PyTuple_GET_SIZE(timeout));
+            return -1;
+        }
+        if (parse_timeout_value(PyTuple_GET_ITEM(timeout, 0),
+                                &request->connect_timeout_ms) < 0) {
+            return -1;
+        }
+        return parse_timeout_value(PyTuple_GET_ITEM(timeout, 1),
+                                   &request->read_timeout_ms);
+    }
+    if (parse_timeout_value(timeout, &request->connect_timeout_ms) < 0) {
+        return -1;
+    }
+    request->read_timeout_ms = request->connect_timeout_ms;
+    return 0;
+}
+
+static int
+parse_verify(mw_request *request, PyObject *verify)
+{
+    if (verify == Py_True || verify == Py_False) {
+        request->verify = verify == Py_True;
+        return 0;
+    }
+    if (!PyUnicode_Check(verify) && !PyBytes_Check(verify)
+            && !PyObject_HasAttrString(verify, "__fspath__")) {
+        PyErr_Format(PyExc_TypeError,
+                     "verify must be True, False or the path of a CA bundle, "
+                     "not %.100s", Py_TYPE(verify)->tp_name);
+        return -1;
+    }
+    if (!PyUnicode_FSConverter(verify, &request->ca_file)) {
+        return -1;
+    }
+    if (PyBytes_GET_SIZE(request->ca_file) == 0) {
+        PyErr_SetString(PyExc_ValueError,
+                        "verify must not be an empty path");
+        return -1;
+    }
+    request->verify = 1;
+    return 0;
+}
+
+int
+mw_request_parse(mw_request *request, PyObject *method, PyObject *url,
+                 PyObject *headers, PyObject *body, PyObject *timeout,
+                 PyObject *verify, PyObject *auth, int accept_encoding)
+{
+    if (parse_url(request, url) < 0) {
+        return -1;
+    }
+    if (parse_method(request, method) < 0) {
+        return -1;
+    }
+    if (auth != Py_None) {
+        if (!mwcomms_oauth_check(auth)) {
+            PyErr_Format(PyExc_TypeError,
+                         "auth must be None or an _mwcomms.OAuth1 instance, "
+                         "not %.100s", Py_TYPE(auth)->tp_name);
+            return -1;
+        }
+        request->auth = Py_NewRef(auth);
+    }
+    if (parse_headers(request, headers, auth) < 0
+            || parse_body(request, body) < 0
+            || parse_timeout(request, timeout) < 0
+            || parse_verify(request, verify) < 0) {
+        return -1;
+    }
+    request->accept_encoding = accept_encoding;
+    return 0;
+}
+
+/* Sign the request and add its Authorization header.  Called right
+ * before the transfer so that the timestamp and nonce are fresh. */
+int
+mw_request_authorize(mw_request *request)
+{
+    char *value = NULL;
+    int result;
+    const char *body = "";
+    Py_ssize_t body_length = 0;
+
+    if (request->auth == NULL) {
+        return 0;
+    }
+    if (request->has_body) {
+        body = request->body.buf;
+        body_length = request->body.len;
+    }
+    value = mwcomms_oauth_authorization(
+        request->auth, request->method, request->url_utf8,
+        request->content_type != NULL
+            ? PyBytes_AS_STRING(request->content_type) : NULL,
+        body, body_length);
+    if (value == NULL) {
+        return -1;
+    }
+    result = append_header(&request->headers, "Authorization", 13, value,
+                           (Py_ssize_t)strlen(value));
+    PyMem_Free(value);
+    return result;
+}
+
+void
+mw_request_clear(mw_request *request)
+{
+    if (request->has_body) {
+        PyBuffer_Release(&request->body);
+        request->has_body = 0;
+    }
+    Py_CLEAR(request->body_owner);
+    Py_CLEAR(request->url);
+    Py_CLEAR(request->safe_url);
+    Py_CLEAR(request->content_type);
+    Py_CLEAR(request->ca_file);
+    Py_CLEAR(request->auth);
+    curl_slist_free_all(request->headers);
+    request->headers = NULL;
+}
+
+/* ---- libcurl callbacks (no GIL) -------------------------------------- */
+
+static int
+buffer_append(mw_buffer *buffer, const char *data, size_t length)
+{
+    if (length > buffer->cap - buffer->len) {
+        size_t cap = buffer->cap != 0 ? buffer->cap : 16384;
+        char *grown;
+
+        while (cap - buffer->len < length) {
+            if (cap > SIZE_MAX / 2) {
+                return -1;
+            }
+            cap *= 2;
+        }
+        grown = PyMem_RawRealloc(buffer->data, cap);
+        if (grown == NULL) {
+            return -1;
+        }
+        buffer->data = grown;
+        buffer->cap = cap;
+    }
+    memcpy(buffer->data + buffer->len, data, length);
+    buffer->len += length;
+    return 0;
+}
+
+static size_t
+write_callback(char *data, size_t size, size_t count, void *userdata)
+{
+    mw_transfer *transfer = userdata;
+    size_t length;
+
+    if (count != 0 && size > SIZE_MAX / count) {
+        transfer->out_of_memory = 1;
+        return 0;
+    }
+    length = size * count;
+    transfer->last_activity_ms = monotonic_ms();
+    if (length > transfer->max_body - transfer->body.len) {
+        transfer->body_too_large = 1;
+        return 0;
+    }
+    if (buffer_append(&transfer->body, data, length) < 0) {
+        transfer->out_of_memory = 1;
+        return 0;
+    }
+    return length;
+}
+
+/* libcurl passes one header line per call, status lines included.  Each
+ * status line starts a new response (1xx interim responses and proxy
+ * CONNECT responses come first), so the buffer restarts there and ends
+ * up with the final response only.  Header names are tokens, which
+ * cannot contain '/', so no header line starts with "HTTP/". */
+static size_t
+header_callback(char *data, size_t size, size_t count, void *userdata)
+{
+    mw_transfer *transfer = userdata;
+    size_t length;
+
+    if (count != 0 && size > SIZE_MAX / count) {
+        transfer->out_of_memory = 1;
+        return 0;
+    }
+    length = size * count;
+    transfer->last_activity_ms = monotonic_ms();
+    transfer->connected = 1;
+    if (length >= 5 && memcmp(data, "HTTP/", 5) == 0) {
+        transfer->headers.len = 0;
+    }
+    if (length > MAX_RESPONSE_HEADER_BYTES - transfer->headers.len) {
+        transfer->headers_too_large = 1;
+        return 0;
+    }
+    if (buffer_append(&transfer->headers, data, length) < 0) {
+        transfer->out_of_memory = 1;
+        return 0;
+    }
+    return length;
+}
+
+/* Run pending signal handlers when on the main thread, because with
+ * CURLOPT_NOSIGNAL a blocked transfer would otherwise ignore Ctrl-C.
+ * Return 1 when a handler raised. */
+static int
+check_signals(mw_transfer *transfer, int64_t now)
+{
+    PyGILState_STATE state;
+
+    if (!transfer->check_signals
+            || now - transfer->last_signal_check_ms
+               < SIGNAL_CHECK_INTERVAL_MS) {
+        return 0;
+    }
+    transfer->last_signal_check_ms = now;
+    state = PyGILState_Ensure();
+    if (PyErr_CheckSignals() < 0) {
+        PyErr_Fetch(&transfer->exc_type, &transfer->exc_value,
+                    &transfer->exc_traceback);
+    }
+    PyGILState_Release(state);
+    return transfer->exc_type != NULL;
+}
+
+/* Enforce the read timeout as an idle limit: abort when no byte moved in
+ * either direction for read_timeout_ms, but let a slow transfer that
+ * keeps moving run as long as it needs.  The clock starts when the
+ * request is about to be sent (CURLINFO_PRETRANSFER_TIME_T is set), so
+ * connecting counts against the connect timeout only.  libcurl calls this
+ * about once a second while idle, so the limit may be overshot by up to
+ * a second. */
+static int
+xferinfo_callback(void *userdata, curl_off_t download_total,
+                  curl_off_t download_now, curl_off_t upload_total,
+                  curl_off_t upload_now)
+{
+    mw_transfer *transfer = userdata;
+    int64_t now = monotonic_ms();
+
+    if (check_signals(transfer, now)) {
+        return 1;
+    }
+    if (transfer->read_timeout_ms == 0) {
+        return 0;
+    }
+    if (!transfer->connected) {
+        curl_off_t pretransfer = 0;
+
+        if (curl_easy_getinfo(transfer->easy, CURLINFO_PRETRANSFER_TIME_T,
+                              &pretransfer) == CURLE_OK && pretransfer > 0) {
+            transfer->connected = 1;
+            transfer->last_activity_ms = now;
+        }
+        return 0;
+    }
+    if (download_now != transfer->last_dlnow
+            || upload_now != transfer->last_ulnow) {
+        transfer->last_dlnow = download_now;
+        transfer->last_ulnow = upload_now;
+        transfer->last_activity_ms = now;
+        return 0;
+    }
+    if (now - transfer->last_activity_ms >= transfer->read_timeout_ms) {
+        transfer->read_timed_out = 1;
+        return 1;
+    }
+    return 0;
+}
+
+/* ---- Options ------------------------------------------------------- */
+
+#define SETOPT(option, value) \
+    do { \
+        if (curl_easy_setopt(easy, option, value) != CURLE_OK) { \
+            PyErr_Format(mwcomms_Error, \
+                         "curl_easy_setopt(%s) failed", #option); \
+            return -1; \
+        } \
+    } while (0)
+
+static int
+set_method(CURL *easy, mw_request *request)
+{
+    const char *method = request->method;
+    int sends_body = request->has_body
+        || strcmp(method, "POST") == 0 || strcmp(method, "PUT") == 0
+        || strcmp(method, "PATCH") == 0;
+
+    if (strcmp(method, "HEAD") == 0) {
+        SETOPT(CURLOPT_NOBODY, 1L);
+        return 0;
+    }
+    if (strcmp(method, "GET") == 0 && !request->has_body) {
+        SETOPT(CURLOPT_HTTPGET, 1L);
+        return 0;
+    }
+    if (sends_body) {
+        /* POST, PUT and PATCH without a body still send Content-Length:
+         * 0, as servers expect. */
+        const char *data = request->has_body ? request->body.buf : "";
+        curl_off_t length = request->has_body ? request->body.len : 0;
+
+        SETOPT(CURLOPT_POSTFIELDSIZE_LARGE, length);
+        SETOPT(CURLOPT_POSTFIELDS, data);
+    }
+    if (strcmp(method, "POST") != 0) {
+        SETOPT(CURLOPT_CUSTOMREQUEST, method);
+    }
+    return 0;
+}
+
+int
+mw_transfer_setup(CURL *easy, mw_request *request, mw_transfer *transfer,
+                  char *error_buffer, int cookies,
+                  Py_ssize_t max_response_size)
+{
+    transfer->easy = easy;
+    transfer->max_body = max_response_size < 0
+        ? SIZE_MAX : (size_t)max_response_size;
+    transfer->read_timeout_ms = request->read_timeout_ms;
+    transfer->last_activity_ms = monotonic_ms();
+    error_buffer[0] = '\0';
+
+    SETOPT(CURLOPT_ERRORBUFFER, error_buffer);
+    SETOPT(CURLOPT_NOSIGNAL, 1L);
+    SETOPT(CURLOPT_URL, request->url_utf8);
+#if LIBCURL_VERSION_NUM >= 0x075500
+    SETOPT(CURLOPT_PROTOCOLS_STR, "http,https");
+#else
+    SETOPT(CURLOPT_PROTOCOLS, (long)(CURLPROTO_HTTP | CURLPROTO_HTTPS));
+#endif
+    /* Redirects are followed by the caller, which signs each hop. */
+    SETOPT(CURLOPT_FOLLOWLOCATION, 0L);
+    SETOPT(CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_2TLS);
+    SETOPT(CURLOPT_TCP_KEEPALIVE, 1L);
+    /* NOTE: libcurl resends a request once, silently, when a reused
+     * connection turns out to be closed before any response byte arrives.
+     * Not reusing connections idle for longer than this makes that rarer,
+     * but does not rule it out. */
+    SETOPT(CURLOPT_MAXAGE_CONN, MAX_CONNECTION_AGE_S);
+    if (set_method(easy, request) < 0) {
+        return -1;
+    }
+    SETOPT(CURLOPT_HTTPHEADER, request->headers);
+
+    if (request->connect_timeout_ms > 0) {
+        SETOPT(CURLOPT_CONNECTTIMEOUT_MS, request->connect_timeout_ms);
+    }
+    if (!request->verify) {
+        SETOPT(CURLOPT_SSL_VERIFYPEER, 0L);
+        SETOPT(CURLOPT_SSL_VERIFYHOST, 0L);
+    }
+    else if (request->ca_file != NULL) {
+        /* Only this bundle: drop the default CA directory as well. */
+        SETOPT(CURLOPT_CAINFO, PyBytes_AS_STRING(request->ca_file));
+        SETOPT(CURLOPT_CAPATH, (char *)NULL);
+    }
+    SETOPT(CURLOPT_ACCEPT_ENCODING,
+           request->accept_encoding ? "" : (char *)NULL);
+    if (cookies) {
+        /* An empty file name turns the in-memory cookie engine on; the
+         * cookies themselves live in the share handle. */
+        SETOPT(CURLOPT_COOKIEFILE, "");
+    }
+
+    SETOPT(CURLOPT_WRITEFUNCTION, write_callback);
+    SETOPT(CURLOPT_WRITEDATA, transfer);
+    SETOPT(CURLOPT_HEADERFUNCTION, header_callback);
+    SETOPT(CURLOPT_HEADERDATA, transfer);
+    SETOPT(CURLOPT_XFERINFOFUNCTION, xferinfo_callback);
+    SETOPT(CURLOPT_XFERINFODATA, transfer);
+    SETOPT(CURLOPT_NOPROGRESS, 0L);
+    return 0;
+}
+
+#undef SETOPT
+
+void
+mw_transfer_clear(mw_transfer *transfer)
+{
+    PyMem_RawFree(transfer->headers.data);
+    PyMem_RawFree(transfer->body.data);
+    transfer->headers.data = NULL;
+    transfer->body.data = NULL;
+    Py_CLEAR(transfer->exc_type);
+    Py_CLEAR(transfer->exc_value);
+    Py_CLEAR(transfer->exc_traceback);
+}
