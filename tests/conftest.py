@@ -1,0 +1,35 @@
+"""Fixtures with local test servers (see servers.py)."""
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import servers  # noqa: E402
+
+
+@pytest.fixture(scope='session')
+def http_server():
+    server = servers.Server().start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope='session')
+def certificates(tmp_path_factory):
+    return servers.make_certificates(tmp_path_factory.mktemp('tls'))
+
+
+@pytest.fixture(scope='session')
+def https_server(certificates):
+    server = servers.Server(servers.tls_context(certificates)).start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def closed_port():
+    return servers.closed_port()
