@@ -209,6 +209,7 @@ load_rsa_key(OAuth1Object *self, PyObject *rsa_key)
     Py_ssize_t len;
     BIO *bio = NULL;
     EVP_PKEY *pkey = NULL;
+    EVP_PKEY_CTX *check = NULL;
     int rc = -1;
 
     if (PyUnicode_Check(rsa_key)) {
@@ -255,10 +256,19 @@ load_rsa_key(OAuth1Object *self, PyObject *rsa_key)
                         "rsa_key is a PEM private key but not an RSA key");
         goto done;
     }
+    /* PEM loading does not check that the numbers fit together, and a
+     * damaged key would sign without error, so check the key pair here. */
+    check = EVP_PKEY_CTX_new_from_pkey(NULL, pkey, NULL);
+    if (check == NULL || EVP_PKEY_pairwise_check(check) != 1) {
+        oauth_raise_openssl(PyExc_ValueError,
+                            "rsa_key failed the RSA key pair check");
+        goto done;
+    }
     self->creds.rsa_key = pkey;
     pkey = NULL;
     rc = 0;
 done:
+    EVP_PKEY_CTX_free(check);
     EVP_PKEY_free(pkey);
     BIO_free(bio);
     if (view.obj != NULL) {

@@ -232,36 +232,34 @@ oauth_make_nonce(char *buf)
 static int
 raise_bad_url(const char *url, size_t url_len, const char *reason)
 {
-    const char *shown = url;
-    size_t shown_len = url_len;
-    const char *at, *start, *end;
+    char shown[304];
+    size_t used = 0, i = 0, host_start = 0, auth_end, at = 0;
+    const char *scheme_end = strstr(url, "://");
 
-    /* Never echo user info (it may be user:password). */
-    start = memchr(url, '/', url_len);
-    if (start != NULL && start + 1 < url + url_len && start[1] == '/') {
-        start += 2;
-        end = start;
-        while (end < url + url_len && *end != '/' && *end != '?'
-                && *end != '#') {
-            end++;
-        }
-        at = NULL;
-        for (const char *q = start; q < end; q++) {
-            if (*q == '@') {
-                at = q;
+    /* Never echo user info, because it may be user:password. */
+    if (scheme_end != NULL) {
+        host_start = (size_t)(scheme_end - url) + 3;
+        auth_end = host_start;
+        while (auth_end < url_len && strchr("/?#", url[auth_end]) == NULL) {
+            if (url[auth_end] == '@') {
+                at = auth_end + 1;
             }
-        }
-        if (at != NULL) {
-            PyErr_Format(mwcomms_InvalidURL, "invalid URL '%.*s%.200s': %s",
-                         (int)(start - url), url, at + 1, reason);
-            return -1;
+            auth_end++;
         }
     }
-    if (shown_len > 300) {
-        shown_len = 300;
+    while (i < url_len && used < sizeof(shown) - 4) {
+        if (at > 0 && i == host_start) {
+            i = at;
+            continue;
+        }
+        shown[used++] = url[i++];
     }
-    PyErr_Format(mwcomms_InvalidURL, "invalid URL '%.*s': %s",
-                 (int)shown_len, shown, reason);
+    if (i < url_len) {
+        memcpy(shown + used, "...", 3);
+        used += 3;
+    }
+    shown[used] = '\0';
+    PyErr_Format(mwcomms_InvalidURL, "invalid URL '%s': %s", shown, reason);
     return -1;
 }
 
