@@ -282,12 +282,13 @@ check_realm(const char *realm)
 {
     const unsigned char *p;
 
-    /* The realm is a quoted-string (RFC 2617) sent without encoding. */
+    /* The realm is a quoted-string (RFC 2617) sent without encoding, so
+     * it must be printable ASCII without '"' and '\\'. */
     for (p = (const unsigned char *)realm; *p; p++) {
-        if (*p == '"' || *p == '\\' || *p < 0x20 || *p == 0x7f) {
+        if (*p == '"' || *p == '\\' || *p < 0x20 || *p >= 0x7f) {
             PyErr_SetString(PyExc_ValueError,
-                            "realm must not contain '\"', '\\' or control "
-                            "characters");
+                            "realm must be printable ASCII without '\"' "
+                            "and '\\'");
             return -1;
         }
     }
@@ -340,13 +341,20 @@ OAuth1_init(OAuth1Object *self, PyObject *args, PyObject *kwargs)
     const char *method_name = "HMAC-SHA1";
     size_t i;
 
+    /* Signing reads the credentials without a lock, which is safe only
+     * because they never change after the first __init__. */
+    if (self->initialized) {
+        PyErr_SetString(PyExc_TypeError,
+                        "OAuth1 objects are immutable: create a new one "
+                        "instead of calling __init__ again");
+        return -1;
+    }
     if (!PyArg_ParseTupleAndKeywords(args, kwargs, "OO|OO$OOOOOOO:OAuth1",
             keywords, &consumer_key, &consumer_secret, &token, &token_secret,
             &method, &rsa_key, &realm, &callback, &verifier, &version,
             &clock_offset)) {
         return -1;
     }
-    OAuth1_clear(self);
 
     if (method != NULL) {
         Py_ssize_t len;

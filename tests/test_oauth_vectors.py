@@ -84,7 +84,8 @@ INITIATE_BASE = (
     '%3DHMAC-SHA1%26oauth_timestamp%3D137131200')
 # RFC 5849 prints 74KNZJeDHnMBp0EMJ9ZNt7Xy3Lw= here: its first 17
 # characters match and the rest is a typo in the RFC.  The value below is
-# HMAC-SHA1 of the base string above, as every implementation computes it.
+# HMAC-SHA1 of the base string above, as oauthlib and Python's hmac
+# module compute it.
 INITIATE_SIGNATURE = '74KNZJeDHnMBp0EMJ9ZHt/XKycU='
 
 
