@@ -16,6 +16,7 @@ Two oauthlib behaviours limit what the property tests generate:
   are valid UTF-8.
 """
 import copy
+import http.server
 import pickle
 import re
 import string
@@ -911,3 +912,71 @@ def test_percent_encode(value, encoded):
 def test_percent_encode_rejects_int():
     with pytest.raises(TypeError, match='str or bytes'):
         _mwcomms.oauth_percent_encode(5)
+
+
+# ---- the C entry point used by _mwcomms.Client ----------------------------
+
+class VerifyingHandler(http.server.BaseHTTPRequestHandler):
+    """Answer 200 when oauthlib's endpoint accepts the request, else 401."""
+
+    def do_any(self):
+        length = int(self.headers.get('Content-Length') or 0)
+        body = self.rfile.read(length).decode() if length else None
+        url = 'http://127.0.0.1:%d%s' % (self.server.server_port, self.path)
+        headers = {name: value for name, value in self.headers.items()}
+        valid, request = SignatureOnlyEndpoint(Validator()).validate_request(
+            url, self.command, body, headers)
+        self.server.nonces.append(request.nonce if request else None)
+        self.send_response(200 if valid else 401)
+        self.send_header('Content-Length', '0')
+        self.end_headers()
+
+    do_GET = do_POST = do_PUT = do_any
+
+    def log_message(self, *args):
+        pass
+
+
+@pytest.fixture
+def verifying_server():
+    server = http.server.ThreadingHTTPServer(('127.0.0.1', 0),
+                                             VerifyingHandler)
+    server.nonces = []
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield server
+    server.shutdown()
+    server.server_close()
+    thread.join(timeout=10)
+
+
+@pytest.mark.skipif(not hasattr(_mwcomms, 'Client'),
+                    reason='_mwcomms.Client is not built')
+@pytest.mark.parametrize('method, query, headers, body', [
+    ('GET', '?action=query&meta=userinfo&x=%C3%BC', None, None),
+    ('POST', '?format=json', FORM, VERIFY_BODY),
+    ('PUT', '', {'Content-Type': 'application/json'}, '{"a": "b=c"}'),
+])
+def test_client_requests_verify(verifying_server, method, query, headers,
+                                body):
+    client = _mwcomms.Client()
+    url = 'http://127.0.0.1:%d/w/api.php%s' % (
+        verifying_server.server_port, query)
+    oauth = our_signer()
+    first = client.request(method, url, headers, body, timeout=10,
+                           auth=oauth)
+    second = client.request(method, url, headers, body, timeout=10,
+                            auth=oauth)
+    assert first.status == 200
+    assert second.status == 200
+    assert len(verifying_server.nonces) == 2
+    assert verifying_server.nonces[0] != verifying_server.nonces[1]
+
+
+@pytest.mark.skipif(not hasattr(_mwcomms, 'Client'),
+                    reason='_mwcomms.Client is not built')
+def test_client_wrong_secret_rejected(verifying_server):
+    oauth = _mwcomms.OAuth1(CONSUMER_KEY, 'wrong', TOKEN, TOKEN_SECRET)
+    url = 'http://127.0.0.1:%d/w/api.php' % verifying_server.server_port
+    response = _mwcomms.Client().request('GET', url, timeout=10, auth=oauth)
+    assert response.status == 401
