@@ -19,7 +19,7 @@
 
 typedef struct {
     PyObject_HEAD
-    /* Protects idle, idle_count, closed, in_flight, handle_count and
+    /* Protects idle, idle_count, closed, share_users, handle_count and
      * share.  It is never held while taking the GIL. */
     pthread_mutex_t pool_lock;
     int pool_lock_ready;
@@ -27,7 +27,10 @@ typedef struct {
     Py_ssize_t idle_count;
     Py_ssize_t max_idle;
     Py_ssize_t handle_count;     /* idle plus in use */
-    Py_ssize_t in_flight;        /* request() calls holding a handle */
+    /* request() calls holding a handle plus close() calls cleaning up idle
+     * handles.  Every such handle is attached to the share handle, so
+     * after close() the share is freed when this count drops to 0. */
+    Py_ssize_t share_users;
     int closed;
 
     CURLSH *share;
@@ -128,7 +131,7 @@ acquire_handle(ClientObject *self)
         PyErr_SetString(PyExc_ValueError, "Client is closed");
         return NULL;
     }
-    self->in_flight++;
+    self->share_users++;
     if (self->idle_count > 0) {
         easy = self->idle[--self->idle_count];
     }
@@ -141,9 +144,18 @@ acquire_handle(ClientObject *self)
         return easy;
     }
 
+    /* CURLOPT_COOKIEFILE "" turns the in-memory cookie engine on, and the
+     * cookies themselves live in the share handle.  It is set once per
+     * handle because curl_easy_reset keeps the engine on.
+     * NOTE: libcurl 7.88 still leaks its 17-byte file list entry once per
+     * handle (valgrind); setting it before every transfer leaked one entry
+     * per request. */
     easy = curl_easy_init();
     if (easy == NULL
-            || curl_easy_setopt(easy, CURLOPT_SHARE, share) != CURLE_OK) {
+            || curl_easy_setopt(easy, CURLOPT_SHARE, share) != CURLE_OK
+            || (self->cookies
+                && curl_easy_setopt(easy, CURLOPT_COOKIEFILE, "")
+                   != CURLE_OK)) {
         if (easy != NULL) {
             curl_easy_cleanup(easy);
         }
@@ -154,15 +166,42 @@ acquire_handle(ClientObject *self)
     return easy;
 }
 
+/* Drop one user of the share handle.  Return the share handle for the
+ * caller to free when the client is closed and this was the last user.
+ * Called with pool_lock held. */
+static CURLSH *
+drop_share_user(ClientObject *self)
+{
+    CURLSH *share = NULL;
+
+    self->share_users--;
+    if (self->closed && self->share_users == 0) {
+        share = self->share;
+        self->share = NULL;
+    }
+    return share;
+}
+
+static void
+cleanup_share(CURLSH *share)
+{
+    if (share != NULL) {
+        Py_BEGIN_ALLOW_THREADS
+        curl_share_cleanup(share);
+        Py_END_ALLOW_THREADS
+    }
+}
+
 /* Return a handle to the pool, or clean it up when the pool is full or
- * the client was closed meanwhile.  The last request to finish after
- * close() also cleans up the share handle, which libcurl refuses to free
- * while easy handles still use it.  easy is NULL with creation_failed
- * set when acquire_handle could not create a handle. */
+ * the client was closed meanwhile.  The share handle is freed only after
+ * the easy handle, because libcurl refuses to free a share handle that
+ * easy handles still use.  easy is NULL with creation_failed set when
+ * acquire_handle could not create a handle. */
 static void
 release_handle(ClientObject *self, CURL *easy, int creation_failed)
 {
     CURLSH *share = NULL;
+    int pooled = 0;
 
     if (easy != NULL) {
         /* Drop the options now, so that an idle handle keeps no pointers
@@ -171,30 +210,24 @@ release_handle(ClientObject *self, CURL *easy, int creation_failed)
         curl_easy_reset(easy);
     }
     pthread_mutex_lock(&self->pool_lock);
-    self->in_flight--;
     if (easy != NULL && !self->closed && self->idle_count < self->max_idle) {
         self->idle[self->idle_count++] = easy;
-        easy = NULL;
-    }
-    else if (easy != NULL || creation_failed) {
-        self->handle_count--;
-    }
-    if (self->closed && self->in_flight == 0) {
-        share = self->share;
-        self->share = NULL;
+        pooled = 1;
     }
     pthread_mutex_unlock(&self->pool_lock);
 
-    if (easy != NULL || share != NULL) {
+    if (!pooled && easy != NULL) {
         Py_BEGIN_ALLOW_THREADS
-        if (easy != NULL) {
-            curl_easy_cleanup(easy);
-        }
-        if (share != NULL) {
-            curl_share_cleanup(share);
-        }
+        curl_easy_cleanup(easy);
         Py_END_ALLOW_THREADS
     }
+    pthread_mutex_lock(&self->pool_lock);
+    if (!pooled && (easy != NULL || creation_failed)) {
+        self->handle_count--;
+    }
+    share = drop_share_user(self);
+    pthread_mutex_unlock(&self->pool_lock);
+    cleanup_share(share);
 }
 
 /* Clean up the idle handles, and the share handle unless a request still
@@ -216,21 +249,22 @@ close_client(ClientObject *self)
     self->idle = NULL;
     self->idle_count = 0;
     self->handle_count -= idle_count;
-    if (self->in_flight == 0) {
-        share = self->share;
-        self->share = NULL;
-    }
+    self->share_users++;
     pthread_mutex_unlock(&self->pool_lock);
 
-    Py_BEGIN_ALLOW_THREADS
-    for (Py_ssize_t i = 0; i < idle_count; i++) {
-        curl_easy_cleanup(idle[i]);
+    if (idle_count > 0) {
+        Py_BEGIN_ALLOW_THREADS
+        for (Py_ssize_t i = 0; i < idle_count; i++) {
+            curl_easy_cleanup(idle[i]);
+        }
+        Py_END_ALLOW_THREADS
     }
-    if (share != NULL) {
-        curl_share_cleanup(share);
-    }
-    Py_END_ALLOW_THREADS
     PyMem_RawFree(idle);
+
+    pthread_mutex_lock(&self->pool_lock);
+    share = drop_share_user(self);
+    pthread_mutex_unlock(&self->pool_lock);
+    cleanup_share(share);
 }
 
 /* ---- Client type ----------------------------------------------------- */
@@ -316,8 +350,8 @@ error:
 static void
 Client_dealloc(ClientObject *self)
 {
-    /* Every request() call holds a reference, so none is in flight here
-     * and close_client frees the share handle too. */
+    /* Every request() call holds a reference to the client, so no request
+     * is running here and close_client frees the share handle too. */
     close_client(self);
     if (self->share_locks_ready) {
         for (int i = 0; i < CURL_LOCK_DATA_LAST; i++) {
@@ -388,7 +422,7 @@ Client_request(ClientObject *self, PyObject *args, PyObject *kwargs)
         goto done;
     }
     if (mw_transfer_setup(easy, &request, &transfer, error_buffer,
-                          self->cookies, self->max_response_size) < 0) {
+                          self->max_response_size) < 0) {
         goto done;
     }
     transfer.check_signals = PyThread_get_thread_ident() == main_thread_ident;

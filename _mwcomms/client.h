@@ -54,7 +54,7 @@ typedef struct {
     int out_of_memory;
 
     long read_timeout_ms;        /* 0: no idle limit */
-    int connected;               /* the request is being sent or answered */
+    int connected;               /* connected: the idle clock runs */
     curl_off_t last_dlnow;
     curl_off_t last_ulnow;
     int64_t last_activity_ms;    /* monotonic clock */
@@ -74,8 +74,7 @@ int mw_request_parse(mw_request *request, PyObject *method, PyObject *url,
 int mw_request_authorize(mw_request *request);
 void mw_request_clear(mw_request *request);
 int mw_transfer_setup(CURL *easy, mw_request *request, mw_transfer *transfer,
-                      char *error_buffer, int cookies,
-                      Py_ssize_t max_response_size);
+                      char *error_buffer, Py_ssize_t max_response_size);
 void mw_transfer_clear(mw_transfer *transfer);
 void mw_raise_transfer_error(CURLcode code, const char *error_buffer,
                              mw_request *request, mw_transfer *transfer);

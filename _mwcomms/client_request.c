@@ -9,16 +9,16 @@
 #include <string.h>
 #include <time.h>
 
-/* Sent headers are checked before they reach libcurl; received header
- * lines of one response are capped so that a server cannot grow the
- * buffer without bound (libcurl 7.88 limits single lines, not the sum). */
+/* Cap on the header bytes of one received response, so that a server
+ * cannot grow the buffer without bound.  libcurl 7.88 limits the length
+ * of single header lines, not their sum. */
 #define MAX_RESPONSE_HEADER_BYTES (1024 * 1024)
 
 /* Do not reuse a connection that has been idle for longer than this
  * (CURLOPT_MAXAGE_CONN, libcurl's default is 118 s).  It is below
- * the idle timeouts of nginx (75 s by default) and of many load balancers
- * (60 s); servers with shorter ones, such as Apache httpd (5 s by
- * default), still close idle connections first. */
+ * the keep-alive timeouts of nginx (75 s by default) and of many load
+ * balancers (60 s).  Servers with shorter ones, such as Apache httpd (5 s
+ * by default), still close idle connections first. */
 #define MAX_CONNECTION_AGE_S 30L
 
 /* Interval between signal checks on the main thread (milliseconds). */
@@ -1028,8 +1028,7 @@ set_method(CURL *easy, mw_request *request)
 
 int
 mw_transfer_setup(CURL *easy, mw_request *request, mw_transfer *transfer,
-                  char *error_buffer, int cookies,
-                  Py_ssize_t max_response_size)
+                  char *error_buffer, Py_ssize_t max_response_size)
 {
     transfer->easy = easy;
     transfer->max_body = max_response_size < 0
@@ -1074,11 +1073,6 @@ mw_transfer_setup(CURL *easy, mw_request *request, mw_transfer *transfer,
     }
     SETOPT(CURLOPT_ACCEPT_ENCODING,
            request->accept_encoding ? "" : (char *)NULL);
-    if (cookies) {
-        /* An empty file name turns the in-memory cookie engine on; the
-         * cookies themselves live in the share handle. */
-        SETOPT(CURLOPT_COOKIEFILE, "");
-    }
 
     SETOPT(CURLOPT_WRITEFUNCTION, write_callback);
     SETOPT(CURLOPT_WRITEDATA, transfer);

@@ -19,8 +19,8 @@ from urllib.parse import parse_qs, urlsplit
 
 COMPRESSIBLE = b'mwcomms compressed payload. ' * 200
 
-# Upper bound for /block, so that a test that forgets to release a request
-# cannot keep a server thread forever.
+# Upper bound for /block in seconds, so that a request that a test does
+# not release cannot keep a server thread forever.
 BLOCK_LIMIT_S = 20
 
 
@@ -117,7 +117,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
             time.sleep(interval)
 
     def route_block(self):
-        """Answer once the test calls server.release(key)."""
+        """Send the response once the test calls server.release(key)."""
         key = self.query['key']
         event = self.server.event(key)
         self.server.mark(key, 'started')

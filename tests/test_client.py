@@ -591,6 +591,34 @@ def test_close_during_requests(http_server):
     client.close()
 
 
+def test_close_racing_requests(http_server):
+    client = _mwcomms.Client(max_idle_handles=2)
+    outcomes = []
+
+    def work():
+        for _ in range(300):
+            try:
+                client.request('GET', http_server.url())
+            except ValueError as error:
+                outcomes.append(str(error))
+                return
+        outcomes.append('finished')
+
+    threads = [threading.Thread(target=work) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    while client.stats['requests'] < 40 and any(t.is_alive()
+                                                  for t in threads):
+        threading.Event().wait(0.005)
+    client.close()
+    for thread in threads:
+        thread.join()
+    assert len(outcomes) == 4
+    assert set(outcomes) <= {'Client is closed', 'finished'}
+    assert client.stats['handles'] == 0
+    assert client.stats['idle'] == 0
+
+
 def test_close_idempotent(http_server):
     client = _mwcomms.Client()
     client.request('GET', http_server.url())
