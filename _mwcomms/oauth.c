@@ -499,8 +499,8 @@ check_initialized(OAuth1Object *self)
 
 /* ---- sign() and friends ----------------------------------------------- */
 
-/* Inputs of sign() converted to oauth_request; holds the references and
- * buffers that keep the views alive. */
+/* Arguments of sign() converted to an oauth_request, with the references
+ * and buffers that keep its pointers valid. */
 typedef struct {
     oauth_request request;
     Py_buffer body_view;

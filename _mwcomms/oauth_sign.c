@@ -2,9 +2,10 @@
  * OAuth 1.0a signature base string, signature and Authorization header
  * (RFC 5849 sections 3.4 to 3.6).
  *
- * The whole computation works on UTF-8 byte strings: one arena holds every
- * encoded parameter, one array of entries points into it and is sorted
- * once, and the base string and header are each built in one buffer.
+ * The whole computation works on UTF-8 byte strings.  One arena contains
+ * every encoded parameter, one array of entries points into it and is
+ * sorted once, and the base string and header are each built in one
+ * buffer.
  */
 #include "oauth_sign.h"
 
@@ -686,7 +687,8 @@ collect_params(const oauth_credentials *creds, const oauth_request *request,
     }
     /* Section 3.4.1.3.1: the body counts only when it is form-urlencoded.
      * GET and HEAD bodies have no defined meaning (RFC 9110 section 9.3),
-     * so they are never signed, as in oauthlib. */
+     * so they are never signed.  oauthlib's Client raises ValueError for
+     * them instead. */
     if (request->body != NULL
             && is_form_urlencoded(request->content_type,
                                   request->content_type_len)
@@ -834,9 +836,9 @@ oauth_sign(const oauth_credentials *creds, const oauth_request *request,
           compare_entries);
 
     /* Section 3.4.1.1: METHOD "&" enc(base URI) "&" enc(parameters), where
-     * the parameters are name=value pairs joined with "&".  The names and
-     * values are already encoded once, so only "=" and "&" between them
-     * need the second encoding, as "%3D" and "%26". */
+     * the parameters are the encoded name=value pairs joined with "&".
+     * Each name and value is therefore encoded a second time here, and the
+     * "=" and "&" between them become "%3D" and "%26". */
     if (oauth_buf_append_encoded(&base, method, strlen(method)) < 0
             || oauth_buf_append(&base, "&", 1) < 0
             || oauth_buf_append_encoded(&base, base_uri.data,

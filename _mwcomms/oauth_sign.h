@@ -10,8 +10,9 @@
 
 #include <openssl/evp.h>
 
-/* Limits on the inputs of one signature.  A MediaWiki edit form carries
- * the page text, so the body limit leaves room for large pages. */
+/* Limits on the inputs of one signature.  A MediaWiki edit form contains
+ * the page text (at most 2 MiB by default, $wgMaxArticleSize), so the body
+ * limit leaves room for percent-encoded large pages. */
 #define OAUTH_MAX_URL_LEN ((size_t)1 << 20)
 #define OAUTH_MAX_BODY_LEN ((size_t)64 << 20)
 #define OAUTH_MAX_PARAMS 10000
