@@ -36,6 +36,7 @@ import threading
 import time
 import urllib.parse
 
+import jwt
 from oauthlib.oauth1 import RequestValidator, ResourceEndpoint
 from oauthlib.oauth1.rfc5849 import utils as oauth_utils
 
@@ -633,6 +634,13 @@ class FrontHandler(http.server.BaseHTTPRequestHandler):
                             [('Content-Type', 'text/plain; charset=utf-8')],
                             b'oauth_front: the wiki did not respond\n')
             return
+        except Exception:
+            log.exception('%s %s: internal error', self.command, path)
+            self.close_connection = True
+            self.send_reply(500, 'Internal Server Error',
+                            [('Content-Type', 'text/plain; charset=utf-8')],
+                            b'oauth_front: internal error, see its log\n')
+            return
         log.info('%s %s action=%s %s (%.0f ms)', self.command, path,
                  params.get('action', '-'), outcome,
                  (time.monotonic() - self.started) * 1000)
@@ -653,14 +661,18 @@ class FrontHandler(http.server.BaseHTTPRequestHandler):
         params = header_oauth_params(self.headers['Authorization'])
         consumer_key = check_request_parameters(
             registry, params, token_kind, index_php=entry != 'api')
+        if params['oauth_signature_method'] == 'RSA-SHA1' and \
+                not registry.consumers[consumer_key]['rsa_key']:
+            raise OAuthFailure('Invalid signature')
         uri = self.server.origin + self.path
         try:
-            valid, request = self.server.endpoint.validate_protected_resource_request(
+            valid, _ = self.server.endpoint.validate_protected_resource_request(
                 uri, http_method=self.command, body=body_text(body),
                 headers=oauthlib_headers(self.headers))
-        except ValueError as exc:
-            # oauthlib rejects a form body that is not valid urlencoding.
-            log.info('oauthlib could not parse the request: %s', exc)
+        except (ValueError, jwt.PyJWTError) as exc:
+            # oauthlib raises these for a form body that is not valid
+            # urlencoding and for an RSA key or signature it cannot load.
+            log.info('oauthlib could not check the request: %s', exc)
             valid = False
         if not valid:
             raise OAuthFailure('Invalid signature')
