@@ -11,6 +11,7 @@ import json
 import socket
 import ssl
 import subprocess
+import sys
 import threading
 import time
 import zlib
@@ -176,6 +177,12 @@ class Server(http.server.ThreadingHTTPServer):
             self.RequestHandlerClass(tls, client_address, self)
         finally:
             tls.close()
+
+    def handle_error(self, request, client_address):
+        # Clients that time out or abort close the connection on purpose,
+        # so a write to it fails; other errors keep the default report.
+        if not isinstance(sys.exc_info()[1], (ConnectionError, ssl.SSLError)):
+            super().handle_error(request, client_address)
 
     def url(self, path: str = '/echo') -> str:
         scheme = 'https' if self.context is not None else 'http'
