@@ -117,8 +117,6 @@ class Wiki:
 class OAuthFront:
     """A running realwiki/oauth_front.py process."""
 
-    _SECRETS = ('consumer_secret', 'access_secret')
-
     def __init__(self, process, state, state_file, log_file, wiki):
         self.process = process
         self.pid = state['pid']
@@ -243,7 +241,7 @@ password_file = 'user-password.py'   # relative to this directory
 # fast instead of being retried for minutes.
 put_throttle = 0
 minthrottle = 0
-maxlag = 5
+write_maxlag = 5     # pywikibot 11.8 renamed maxlag
 max_retries = 2
 retry_wait = 1
 retry_max = 2
@@ -305,7 +303,7 @@ def write_pywikibot_dir(path, wiki, front=None, enable_mwcomms=True,
         config += '\n' + extra
         if not extra.endswith('\n'):
             config += '\n'
-    # user-config.py holds the OAuth secrets: owner-only like the password file.
+    # user-config.py contains the OAuth secrets: owner-only like the password file.
     _write_private(path / 'user-config.py', config)
     _write_private(path / 'user-password.py', '(%r, BotPassword(%r, %r))\n' % (
         wiki.bot_user, wiki.botpassword_appid, wiki.botpassword))

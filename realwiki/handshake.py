@@ -10,10 +10,10 @@ authorize
     The user's approval, normally a form in the browser.  Test-only
     shortcut: ``GET ...Special:OAuth/authorize&oauth_token=T
     &oauth_consumer_key=C&approve=1`` approves the request token as the
-    bot account and answers ``302`` to ``Special:OAuth/verified`` with
+    bot account and responds with ``302`` to ``Special:OAuth/verified`` with
     ``oauth_verifier`` and ``oauth_token`` in the query (as MediaWiki does
     for oob consumers), with the same two values as a JSON body.  Without
-    ``approve=1`` it answers a JSON description of the request.
+    ``approve=1`` it returns a JSON description of the request.
 token
     Signed with the request token and ``oauth_verifier``; returns
     ``oauth_token=..&oauth_token_secret=..`` of a new access token.

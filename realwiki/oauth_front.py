@@ -2,8 +2,8 @@
 
 MediaWiki's OAuth extension is not packaged for Debian, so the realwiki tests
 put this server between the client and nginx.  It verifies OAuth 1.0a
-requests with oauthlib's provider endpoints and answers failures with the
-status, headers and texts of Extension:OAuth (REL1_39) on MediaWiki 1.39.
+requests with oauthlib's provider endpoints and responds to failures with
+the status, headers and texts of Extension:OAuth (REL1_39) on MediaWiki 1.39.
 A verified request is forwarded as the bot account, using the front's own
 BotPassword session.  Requests without an ``Authorization: OAuth`` header
 pass through unchanged.
@@ -226,7 +226,7 @@ def check_request_parameters(registry, params, token_kind, index_php):
     if not consumer_key:
         raise OAuthFailure('Invalid consumer key')
     if consumer_key not in registry.consumers:
-        # NOTE: MediaWiki was seen answering "Invalid consumer" on api.php
+        # NOTE: MediaWiki was seen returning "Invalid consumer" on api.php
         # and "Invalid consumer key" on Special:OAuth pages; the front
         # repeats both as observed.
         raise OAuthFailure(
@@ -276,12 +276,12 @@ def check_request_parameters(registry, params, token_kind, index_php):
 
 def oauthlib_headers(headers):
     """Return the headers oauthlib needs, as a plain dict."""
-    wanted = {}
+    selected = {}
     for name in ('Authorization', 'Content-Type'):
         value = headers.get(name)
         if value is not None:
-            wanted[name] = value
-    return wanted
+            selected[name] = value
+    return selected
 
 
 def body_text(body):
@@ -375,7 +375,7 @@ class BotSession:
     """The front's own MediaWiki session as the bot account.
 
     Logged in with a BotPassword through action=login, and logged in again
-    when MediaWiki no longer knows the session.
+    when MediaWiki has lost the session.
     """
 
     def __init__(self, upstream, lgname, lgpassword):
@@ -515,7 +515,7 @@ class FrontHandler(http.server.BaseHTTPRequestHandler):
     timeout = 120   # idle keep-alive connections are closed after this
 
     # The base class logs every request on its own; the front logs one line
-    # per request in finish_request_log() instead.
+    # per request in handle_any() instead.
     def log_message(self, format, *args):
         log.debug('%s ' + format, self.address_string(), *args)
 
@@ -687,9 +687,9 @@ class FrontHandler(http.server.BaseHTTPRequestHandler):
 
         action = params.get('action') if entry == 'api' else None
         if action == 'logout' and self.command == 'POST' and params.get('token'):
-            return self.refuse_logout(params)
+            return self.reject_logout(params)
         if action == 'login' and self.command == 'POST':
-            # ApiLogin answers this when the session provider cannot change
+            # ApiLogin returns this when the session provider cannot change
             # the user, as under OAuth (MediaWiki 1.39).
             self.send_json({'login': {
                 'result': 'Aborted',
@@ -707,8 +707,8 @@ class FrontHandler(http.server.BaseHTTPRequestHandler):
             return 'signed clientlogin: FAIL'
         return self.forward_as_bot(entry, path, query, params, body)
 
-    def refuse_logout(self, params):
-        """Answer a signed logout with a valid CSRF token like MediaWiki.
+    def reject_logout(self, params):
+        """Reject a signed logout with a valid CSRF token as MediaWiki does.
 
         ApiMain checks the token before ApiLogout runs, so an invalid token
         goes to the wiki (which rejects it without logging out).
@@ -719,8 +719,8 @@ class FrontHandler(http.server.BaseHTTPRequestHandler):
             'action': 'checktoken', 'type': 'csrf', 'token': params['token'],
             'format': 'json'})
         if check.get('checktoken', {}).get('result') != 'valid':
-            # Send the logout without its token, so the wiki cannot end the
-            # bot session, and relay the wiki's error.
+            # Send the logout with an invalid token in place of the client's,
+            # so the wiki cannot end the bot session, and relay its error.
             safe = {k: v for k, v in params.items() if k != 'token'}
             safe['token'] = '+\\invalid'
             status, reason, headers, data = self.server.upstream.request(

@@ -223,18 +223,21 @@ port_busy() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 wait_api() {  # $@ = pid files that must stay alive while waiting
     local url="http://127.0.0.1:$RW_HTTP_PORT/w/api.php?action=query&meta=siteinfo&format=json"
     local i f
+    local code=none
     for ((i = 0; i < RW_WAIT_S * 10; i++)); do
-        if curl -fsS -m 2 -o /dev/null "$url" 2>/dev/null; then return 0; fi
+        code=$(curl -sS -m 2 -o /dev/null -w '%{http_code}' "$url" 2>/dev/null) || code=none
+        if [ "$code" = 200 ]; then return 0; fi
         for f in "$@"; do
             if ! alive "$f"; then
-                tail -5 "$LOG"/nginx-error.log "$LOG"/php-fpm.log >&2 2>/dev/null || true
-                die "$(basename "$f" .pid) exited during startup (logs in $LOG)"
+                tail -n 5 "$LOG"/nginx-error.log "$LOG"/php-fpm.log >&2 2>/dev/null || true
+                stop_servers
+                die "$(basename "$f" .pid) exited during startup; servers stopped (logs in $LOG)"
             fi
         done
         sleep 0.1
     done
     stop_servers
-    die "$url did not respond within ${RW_WAIT_S}s; servers stopped (logs in $LOG)"
+    die "$url did not return HTTP 200 within ${RW_WAIT_S}s (last status: $code); servers stopped (logs in $LOG)"
 }
 
 write_server_configs() {
@@ -249,14 +252,19 @@ daemonize = no
 user = root
 group = root
 listen = $RUN/php-fpm.sock
-; nginx workers run as another user (www-data) and must reach the socket
-listen.mode = 0666
+listen.mode = 0600
 pm = static
 pm.max_children = $RW_FPM_CHILDREN
 catch_workers_output = yes
 env[MW_CONFIG_FILE] = $MW_CONFIG_FILE
 EOF
+    # As root, nginx would run its workers as www-data, which cannot enter a
+    # private RW_DIR (such as a 0700 pytest directory) or use the 0600
+    # php-fpm socket.  Run them as the user that runs this script instead.
+    local user_line=''
+    if [ "$(id -u)" = 0 ]; then user_line="user $(id -un) $(id -gn);"; fi
     cat >"$RUN/nginx.conf" <<EOF
+$user_line
 worker_processes 1;
 daemon off;
 pid $RUN/nginx.pid;
@@ -298,8 +306,15 @@ EOF
 }
 
 start_servers() {
-    local fpm
+    local fpm p
     fpm=$(find_php_fpm)
+    if ! alive "$RUN/nginx.pid"; then
+        for p in "$RW_HTTP_PORT" "$RW_TLS_PORT"; do
+            if port_busy "$p"; then
+                die "127.0.0.1:$p is in use by another program; set RW_HTTP_PORT / RW_TLS_PORT"
+            fi
+        done
+    fi
     write_server_configs
     if ! alive "$RUN/php-fpm.pid"; then
         log "starting $(basename "$fpm") ($RW_FPM_CHILDREN children)"
@@ -307,13 +322,6 @@ start_servers() {
         echo $! >"$RUN/php-fpm.pid"
     fi
     if ! alive "$RUN/nginx.pid"; then
-        local p
-        for p in "$RW_HTTP_PORT" "$RW_TLS_PORT"; do
-            if port_busy "$p"; then
-                stop_servers
-                die "127.0.0.1:$p is in use by another program; set RW_HTTP_PORT / RW_TLS_PORT"
-            fi
-        done
         log "starting nginx on 127.0.0.1:$RW_HTTP_PORT (http) and :$RW_TLS_PORT (https)"
         nginx -p "$RUN" -c "$RUN/nginx.conf" -e "$LOG/nginx-error.log" \
             >>"$LOG/nginx.out" 2>&1 </dev/null 9>&- &

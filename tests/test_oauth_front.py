@@ -1,7 +1,8 @@
 """Tests of realwiki/oauth_front.py against the local MediaWiki.
 
 The requests are signed by oauthlib's Client, independent of mwcomms.
-Every expected text is the one Extension:OAuth (REL1_39) sends.
+The expected error texts are those of Extension:OAuth (REL1_39) as seen on a
+real wiki.
 """
 
 import re
@@ -546,3 +547,23 @@ def test_identify_wrong_key_rejected(front):
                            token_secret='0' * 32)
     assert response.json()['message'] == \
         'An error occurred in the OAuth protocol: Invalid signature'
+
+
+# ---- bot session recovery --------------------------------------------------
+
+def test_relogin_after_session_loss(tmp_path):
+    # A private wiki, because restarting php-fpm ends every session on it.
+    private = realwiki.Wiki.up(rw_dir=tmp_path / 'wiki', http_port=28195,
+                               tls_port=28455)
+    front = realwiki.OAuthFront.start(private, state_dir=tmp_path / 'front')
+    try:
+        assert userinfo(front).json()['query']['userinfo']['name'] == 'PwbBot'
+        private.stop()
+        private = realwiki.Wiki.up(rw_dir=tmp_path / 'wiki', http_port=28195,
+                                   tls_port=28455)
+        info = userinfo(front).json()['query']['userinfo']
+        assert info['name'] == 'PwbBot'
+        assert 'bot session lost' in front.log_file.read_text()
+    finally:
+        front.stop()
+        private.stop()
