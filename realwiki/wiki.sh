@@ -81,9 +81,15 @@ install_packages() {
     export DEBIAN_FRONTEND=noninteractive
     apt-get update -q >"$LOG/apt.log" 2>&1 || { tail -20 "$LOG/apt.log" >&2; die "apt-get update failed"; }
     # --no-install-recommends keeps out MySQL (Recommended by mediawiki).
-    # nginx and php-fpm in the same transaction stop apt from choosing apache2
-    # for mediawiki's "apache2 | httpd" and php's "libapache2-mod-php | php-fpm".
-    apt-get install -y -q --no-install-recommends "${PKGS[@]}" >>"$LOG/apt.log" 2>&1 \
+    # nginx and the versioned php-fpm package (php8.2-fpm on Debian 12) in the
+    # same transaction stop apt from choosing apache2 for mediawiki's
+    # "apache2 | httpd" and php's "libapache2-mod-php8.2 | php8.2-fpm | ...".
+    # The php-fpm metapackage alone is not enough: a simulated install on an
+    # empty system still picked libapache2-mod-php8.2 (apt 2.6, Debian 12).
+    local fpm_pkg
+    fpm_pkg=$(apt-cache depends php-fpm 2>/dev/null \
+        | awk '$1 == "Depends:" && $2 ~ /^php[0-9.]+-fpm$/ { print $2; exit }')
+    apt-get install -y -q --no-install-recommends "${PKGS[@]}" $fpm_pkg >>"$LOG/apt.log" 2>&1 \
         || { tail -20 "$LOG/apt.log" >&2; die "apt-get install failed (log: $LOG/apt.log)"; }
 }
 
