@@ -858,7 +858,12 @@ def main(argv=None):
                   exc)
         return 1
 
-    server = FrontServer(('127.0.0.1', args.port), registry, upstream, bot)
+    try:
+        server = FrontServer(('127.0.0.1', args.port), registry, upstream, bot)
+    except OSError as exc:
+        log.error('cannot listen on 127.0.0.1:%d: %s; choose another --port',
+                  args.port, exc)
+        return 1
     if not args.no_handshake:
         # handshake.py imports this module by name: register the running
         # script under that name so both share one set of classes.

@@ -175,7 +175,7 @@ def test_rsa_sha1_accepted(rsa_front, rsa_key):
     assert response.json()['query']['userinfo']['name'] == 'PwbBot'
 
 
-def test_rsa_sha1_wrong_key_rejected(rsa_front, rsa_key, front):
+def test_rsa_sha1_unregistered_key_rejected(rsa_key, front):
     # The main front has no RSA key registered for its consumer.
     response = userinfo(front, signature_method=oauth1.SIGNATURE_RSA,
                         rsa_key=rsa_key[0])
@@ -318,7 +318,8 @@ def test_timestamp_checked_before_signature(front):
 
 def test_nonce_checked_before_method(front):
     nonce = secrets.token_hex(12)
-    userinfo(front, nonce=nonce)
+    first = userinfo(front, nonce=nonce)
+    assert first.json()['query']['userinfo']['name'] == 'PwbBot'
     response = userinfo(front, nonce=nonce, signature_method='PLAINTEXT')
     assert_api_failure(front, response, 'Nonce already used: %s' % nonce)
 
