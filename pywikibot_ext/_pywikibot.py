@@ -62,11 +62,14 @@ _ua_cache: dict = {}
 
 
 def _ua_key(site, format_string):
-    return (id(site), format_string, site.username() if site else None,
-            config.user_agent_format, config.user_agent_description,
-            os.environ.get('PYWIKIBOT_USERNAME'),
-            os.environ.get('PWB_USERNAME'), pywikibot.argvu[0]
-            if pywikibot.argvu else None)
+    username = site.username() if site else None
+    # http.user_agent_username() reads these variables only when the site
+    # has no account name.
+    environment = None if username else (
+        os.environ.get('PYWIKIBOT_USERNAME'), os.environ.get('PWB_USERNAME'))
+    return (id(site), format_string, username, config.user_agent_format,
+            config.user_agent_description, environment,
+            pywikibot.argvu[0] if pywikibot.argvu else None)
 
 
 def cached_user_agent(site=None, format_string=None) -> str:
@@ -104,6 +107,36 @@ def _assign_user_agent(user_agent_format_string):
     if not user_agent_format_string or '{' in user_agent_format_string:
         return cached_user_agent(None, user_agent_format_string)
     return user_agent_format_string
+
+
+# -- authentication -------------------------------------------------------
+
+_auth_cache: dict = {}
+_auth_items: list = []
+
+
+def get_authentication(uri: str):
+    """Return ``http.get_authentication(uri)``, cached per host.
+
+    The cache is dropped whenever ``config.authenticate`` differs from the
+    copy taken when it was filled, so changes at run time take effect.
+    """
+    global _auth_items
+    items = list(config.authenticate.items())
+    if items != _auth_items:
+        _auth_cache.clear()
+        _auth_items = items
+    parts = uri.split('/', 3)
+    if len(parts) < 3 or not parts[1] == '' or '@' in parts[2]:
+        return http.get_authentication(uri)
+    host = parts[2]
+    try:
+        return _auth_cache[host]
+    except KeyError:
+        pass
+    value = http.get_authentication(uri)
+    _auth_cache[host] = value
+    return value
 
 
 # -- fetch and request ----------------------------------------------------
@@ -157,7 +190,7 @@ def fetch(uri: str, method: str = 'GET', headers: dict | None = None,
     if 'auth' in kwargs:
         auth = kwargs.pop('auth')
     else:
-        auth = http.get_authentication(uri)
+        auth = get_authentication(uri)
 
     timeout = config.socket_timeout
 

@@ -19,7 +19,6 @@ from urllib.parse import urljoin, urlsplit
 import requests
 from requests import exceptions as rexc
 from requests.models import RequestEncodingMixin
-from requests.structures import CaseInsensitiveDict
 from requests.utils import requote_uri
 
 import _mwcomms
@@ -28,6 +27,7 @@ from pywikibot_ext._response import (
     CookieResponse,
     Response,
     cookie_request,
+    make_headers,
     make_request,
 )
 
@@ -111,7 +111,7 @@ class Transport:
             prepared.prepare_url(url, params)
             url = prepared.url
 
-        send_headers = CaseInsensitiveDict(headers or {})
+        send_headers = make_headers(headers.items() if headers else ())
         body = self._prepare_body(send_headers, data, files, json)
         signer, basic = self._prepare_auth(auth, method, url, send_headers,
                                            body)
