@@ -119,7 +119,8 @@ PyInit__mwcomms(void)
     }
     if (add_exceptions(module) < 0
             || mwcomms_client_init(module) < 0
-            || mwcomms_oauth_init(module) < 0) {
+            || mwcomms_oauth_init(module) < 0
+            || mwcomms_jwt_init(module) < 0) {
         Py_DECREF(module);
         return NULL;
     }

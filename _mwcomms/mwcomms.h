@@ -4,6 +4,7 @@
  * module.c  module object, exception classes, libcurl global init
  * client.c  Client (a pool of libcurl easy handles) and Response
  * oauth.c   OAuth 1.0a signing (RFC 5849) and the OAuth1 credential type
+ * jwt.c     HS256 check of the JWT that Special:OAuth/identify returns
  *
  * Every function declared here must be called with the GIL held.
  */
@@ -31,6 +32,10 @@ int mwcomms_client_init(PyObject *module);
 /* Add OAuth1 and the signing functions to the module.  Return 0, or -1
  * with an exception set. */
 int mwcomms_oauth_init(PyObject *module);
+
+/* Add jwt_verify_hs256 to the module.  Return 0, or -1 with an exception
+ * set. */
+int mwcomms_jwt_init(PyObject *module);
 
 /* Return 1 if obj is an OAuth1 instance, else 0. */
 int mwcomms_oauth_check(PyObject *obj);
