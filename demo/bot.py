@@ -48,12 +48,14 @@ class _Step:
         }
 
 
-def run(site, page_count: int) -> dict:
+def run(page_count: int) -> dict:
     watch = Stopwatch()
-    summary = {'site': str(site), 'steps': watch.steps}
+    summary = {'steps': watch.steps}
 
-    with watch('login'):
+    with watch('site and login'):
+        site = pywikibot.Site()
         site.login()
+    summary['site'] = str(site)
     summary['user'] = site.user()
     summary['userinfo_name'] = site.userinfo['name']
 
@@ -113,7 +115,7 @@ def main(argv=None) -> int:
             return 2
     started = time.perf_counter()
     cpu = time.process_time()
-    summary = run(pywikibot.Site(), page_count)
+    summary = run(page_count)
     summary['total'] = {'wall': time.perf_counter() - started,
                         'cpu': time.process_time() - cpu}
     print(json.dumps(summary))
