@@ -255,14 +255,12 @@ usernames['oauthwiki']['en'] = {bot!r}
 authenticate[{domain!r}] = ({ck!r}, {cs!r}, {ak!r}, {asec!r})
 '''
 
+# The line README.rst tells operators to add.  pywikibot_ext must be
+# importable: installed with pip, or the repository root on PYTHONPATH.
+MWCOMMS_LINE = 'import pywikibot_ext as _mwcomms_ext; _mwcomms_ext.install()'
 _USER_CONFIG_MWCOMMS = '''
-# Use the mwcomms transport (the repository root must be importable).
-import sys as _sys
-if {root!r} not in _sys.path:
-    _sys.path.insert(0, {root!r})
-import pywikibot_ext; pywikibot_ext.install()
-del pywikibot_ext   # pywikibot warns about unknown names in user-config
-'''
+# Send pywikibot's requests through mwcomms.
+''' + MWCOMMS_LINE + '\n'
 
 
 def _write_private(path, text):
@@ -298,7 +296,7 @@ def write_pywikibot_dir(path, wiki, front=None, enable_mwcomms=True,
             cs=front.consumer_secret, ak=front.access_key,
             asec=front.access_secret)
     if enable_mwcomms:
-        config += _USER_CONFIG_MWCOMMS.format(root=str(REPO_ROOT))
+        config += _USER_CONFIG_MWCOMMS
     if extra:
         config += '\n' + extra
         if not extra.endswith('\n'):
