@@ -126,7 +126,7 @@ def main() -> None:
             finally:
                 front.stop()
     finally:
-        if not args.keep_wiki:
+        if not args.keep_wiki and not wiki.was_running:
             wiki.stop()
     print_report(mwcomms_runs, stock_runs, args.rounds)
 

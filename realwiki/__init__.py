@@ -99,12 +99,20 @@ class Wiki:
                             ('RW_TLS_PORT', tls_port)):
             if value is not None:
                 env[name] = str(value)
+        status = subprocess.run(['bash', str(WIKI_SH), 'status'], env=env,
+                                stdout=subprocess.DEVNULL,
+                                stderr=subprocess.DEVNULL, timeout=30)
         _run_wiki_sh('up', env, timeout)
-        return cls(env)
+        wiki = cls(env)
+        # wiki.sh status exits 0 only when nginx and php-fpm both run.
+        wiki.was_running = status.returncode == 0
+        return wiki
 
     @property
     def https_api_url(self):
         return self.https_url + '/w/api.php'
+
+    was_running = False  # True when up() found the wiki already serving
 
     def stop(self):
         """Stop nginx and php-fpm (the data in rw_dir stays)."""

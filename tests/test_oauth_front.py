@@ -17,6 +17,8 @@ from oauthlib import oauth1
 
 import realwiki
 
+from wiki_fixtures import wiki  # noqa: E402,F401 -- the session's wiki
+
 pytestmark = pytest.mark.realwiki
 
 INVALID_AUTH = 'mwoauth-invalid-authorization'
@@ -26,13 +28,6 @@ BAD_METHOD = ("Signature method '%s' not supported try one of the "
 CANNOT_LOGOUT = ('Logging out is not possible when using '
                  'MediaWiki\\Extension\\OAuth\\SessionProvider sessions.')
 TIMEOUT = (5, 60)
-
-
-@pytest.fixture(scope='module')
-def wiki():
-    # The wiki is shared with other test modules and stays up afterwards;
-    # `bash realwiki/wiki.sh stop` stops it.
-    return realwiki.Wiki.up()
 
 
 @pytest.fixture(scope='module')

@@ -46,10 +46,11 @@ class OAuthTarget:
 
 @pytest.fixture(scope='session')
 def wiki():
-    """The local MediaWiki, started for this session."""
+    """The local MediaWiki, started for this session if it was not running."""
     instance = realwiki.Wiki.up()
     yield instance
-    instance.stop()
+    if not instance.was_running:
+        instance.stop()
 
 
 @pytest.fixture(scope='session')
