@@ -171,7 +171,11 @@ class Transport:
                 pairs.append(('Cookie', cookie_header))
 
         wire_body = body
-        if isinstance(body, str):
+        if method == 'HEAD':
+            # A HEAD request has no content; requests would send one, but
+            # servers ignore it and libcurl cannot send it.
+            wire_body = None
+        elif isinstance(body, str):
             # http.client sends a str body encoded as ISO-8859-1.
             wire_body = body.encode('iso-8859-1')
         try:
@@ -318,7 +322,13 @@ def _extra_cookie_header(cookies, url: str) -> str | None:
 
 def _redact_url(url: str) -> str:
     """Return *url* without user info, which may hold a password."""
-    parts = urlsplit(url)
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        # Not parseable (the error being reported may be about that):
+        # drop everything between the scheme and the last '@'.
+        scheme, sep, rest = url.partition('://')
+        return f'{scheme}{sep}{rest.rpartition("@")[2]}' if sep else url
     if parts.username is None and parts.password is None:
         return url
     host = parts.hostname or ''
