@@ -9,7 +9,7 @@ import pytest
 
 import _mwcomms
 
-KEY = 'consumer-secret-0123456789abcdef0123456789'
+KEY = 'consumer-secret-' + '0123456789abcdef' * 4
 CLAIMS = {'iss': 'http://127.0.0.1:28181', 'aud': 'consumer-key', 'sub': 7,
           'iat': 1700000000, 'exp': 1700000100, 'nonce': 'n0nce',
           'username': 'Bøt', 'groups': ['bot', '*']}
