@@ -267,6 +267,78 @@ close_client(ClientObject *self)
     cleanup_share(share);
 }
 
+/* ---- Pool functions for the other files of the client ------------- */
+
+CURL *
+mw_client_acquire(PyObject *client)
+{
+    return acquire_handle((ClientObject *)client);
+}
+
+void
+mw_client_release(PyObject *client, CURL *easy, int reusable)
+{
+    ClientObject *self = (ClientObject *)client;
+
+    if (reusable) {
+        release_handle(self, easy, 0);
+        return;
+    }
+    /* The easy handle goes first: the share handle is freed only after
+     * every easy handle that uses it. */
+    Py_BEGIN_ALLOW_THREADS
+    curl_easy_cleanup(easy);
+    Py_END_ALLOW_THREADS
+    release_handle(self, NULL, 1);
+}
+
+Py_ssize_t
+mw_client_max_response_size(PyObject *client)
+{
+    return ((ClientObject *)client)->max_response_size;
+}
+
+void
+mw_client_count(PyObject *client, long connects)
+{
+    ClientObject *self = (ClientObject *)client;
+
+    self->requests++;
+    self->connects += (unsigned long long)connects;
+}
+
+int
+mw_client_is_closed(PyObject *client)
+{
+    return ((ClientObject *)client)->closed;
+}
+
+int
+mw_on_main_thread(void)
+{
+    return PyThread_get_thread_ident() == main_thread_ident;
+}
+
+/* Run a transfer with a streamed body on a multi handle, because the
+ * body is read from Python code between the steps of libcurl.  Set
+ * *reusable when the transfer completed. */
+static int
+perform_streamed(CURL *easy, mw_request *request, mw_transfer *transfer,
+                 CURLcode *code, int *reusable)
+{
+    mw_single single;
+    int result;
+
+    if (mw_single_start(&single, easy, request, transfer) < 0) {
+        return -1;
+    }
+    result = mw_single_run(&single, 0);
+    *code = single.result;
+    *reusable = single.done;
+    mw_single_finish(&single);
+    return result;
+}
+
 /* ---- Client type ----------------------------------------------------- */
 
 static PyObject *
@@ -366,25 +438,41 @@ Client_dealloc(ClientObject *self)
 
 PyDoc_STRVAR(Client_request_doc,
 "request(method, url, headers=None, body=None, *, timeout=None,\n"
-"        verify=True, auth=None, accept_encoding=True)\n"
+"        verify=True, auth=None, accept_encoding=True, proxy=None,\n"
+"        noproxy=None)\n"
 "--\n"
 "\n"
 "Send one HTTP request and return a Response.  Redirects are returned,\n"
 "not followed.\n"
 "\n"
 "method is GET, HEAD, POST, PUT, DELETE, PATCH or OPTIONS.  headers is a\n"
-"dict or an iterable of (name, value) str pairs.  body is str (sent as\n"
-"UTF-8) or bytes-like.  timeout is None, seconds for both phases, or a\n"
-"(connect, read) pair; read limits the time without any byte sent or\n"
-"received.  With connect None, libcurl's default of 300 s applies.\n"
-"verify is True, False or the path of a CA bundle.  auth is an OAuth1\n"
-"instance that signs the request.");
+"dict or an iterable of (name, value) str pairs.  body is one of:\n"
+"  - str (sent as UTF-8) or bytes-like, sent from memory;\n"
+"  - a Multipart, sent as multipart/form-data;\n"
+"  - a file-like object (read(65536) until b'') or an iterable of\n"
+"    bytes, streamed.  Its size is the Content-Length header when given,\n"
+"    else the rest of a regular file; without either, HTTP/1.1 sends it\n"
+"    chunked.\n"
+"timeout is None, seconds for both phases, or a (connect, read) pair;\n"
+"read limits the time without any byte sent or received.  With connect\n"
+"None, libcurl's default of 300 s applies.  verify is True, False or the\n"
+"path of a CA bundle.  auth is an OAuth1 instance that signs the\n"
+"request.\n"
+"\n"
+"proxy None uses libcurl's default, which reads the environment\n"
+"variables http_proxy, HTTPS_PROXY (or https_proxy), ALL_PROXY and\n"
+"NO_PROXY; '' uses no proxy and ignores the environment; a URL such as\n"
+"'http://user:password@host:port' or 'socks5h://host:port' uses that\n"
+"proxy.  noproxy is None or a comma-separated list of hosts reached\n"
+"without the proxy (CURLOPT_NOPROXY; '*' for all).  The credentials in\n"
+"a proxy URL never appear in exception messages.");
 
 static PyObject *
 Client_request(ClientObject *self, PyObject *args, PyObject *kwargs)
 {
     static char *keywords[] = {"method", "url", "headers", "body", "timeout",
-                               "verify", "auth", "accept_encoding", NULL};
+                               "verify", "auth", "accept_encoding", "proxy",
+                               "noproxy", NULL};
     PyObject *method;
     PyObject *url;
     PyObject *headers = Py_None;
@@ -393,20 +481,23 @@ Client_request(ClientObject *self, PyObject *args, PyObject *kwargs)
     PyObject *verify = Py_True;
     PyObject *auth = Py_None;
     int accept_encoding = 1;
+    PyObject *proxy = Py_None;
+    PyObject *noproxy = Py_None;
     mw_request request;
     mw_transfer transfer;
     char error_buffer[CURL_ERROR_SIZE];
     CURL *easy = NULL;
+    int reusable = 1;
     CURLcode code;
     long connects = 0;
     PyObject *result = NULL;
 
     memset(&request, 0, sizeof(request));
     memset(&transfer, 0, sizeof(transfer));
-    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "OO|OO$OOOp:request",
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "OO|OO$OOOpOO:request",
                                      keywords, &method, &url, &headers,
                                      &body, &timeout, &verify, &auth,
-                                     &accept_encoding)) {
+                                     &accept_encoding, &proxy, &noproxy)) {
         return NULL;
     }
     if (self->closed) {
@@ -414,7 +505,8 @@ Client_request(ClientObject *self, PyObject *args, PyObject *kwargs)
         return NULL;
     }
     if (mw_request_parse(&request, method, url, headers, body, timeout,
-                         verify, auth, accept_encoding) < 0) {
+                         verify, auth, accept_encoding) < 0
+            || mw_request_parse_proxy(&request, proxy, noproxy) < 0) {
         goto done;
     }
     easy = acquire_handle(self);
@@ -437,9 +529,18 @@ Client_request(ClientObject *self, PyObject *args, PyObject *kwargs)
         goto done;
     }
 
-    Py_BEGIN_ALLOW_THREADS
-    code = curl_easy_perform(easy);
-    Py_END_ALLOW_THREADS
+    if (request.body_kind == MW_BODY_STREAM) {
+        transfer.check_signals = 0;  /* the driver checks them itself */
+        if (perform_streamed(easy, &request, &transfer, &code, &reusable)
+                < 0) {
+            goto done;
+        }
+    }
+    else {
+        Py_BEGIN_ALLOW_THREADS
+        code = curl_easy_perform(easy);
+        Py_END_ALLOW_THREADS
+    }
 
     curl_easy_getinfo(easy, CURLINFO_NUM_CONNECTS, &connects);
     self->requests++;
@@ -460,11 +561,58 @@ Client_request(ClientObject *self, PyObject *args, PyObject *kwargs)
     result = mw_response_new(easy, &transfer);
 done:
     if (easy != NULL) {
-        release_handle(self, easy, 0);
+        mw_client_release((PyObject *)self, easy, reusable);
     }
     mw_transfer_clear(&transfer);
     mw_request_clear(&request);
     return result;
+}
+
+PyDoc_STRVAR(Client_stream_doc,
+"stream(method, url, headers=None, body=None, *, timeout=None,\n"
+"       verify=True, auth=None, accept_encoding=True, proxy=None,\n"
+"       noproxy=None, progress=None)\n"
+"--\n"
+"\n"
+"Send one HTTP request and return a StreamResponse as soon as the\n"
+"response headers arrive.  The body is read with read() or\n"
+"iter_chunks(); libcurl pauses the transfer while 1 MiB is buffered\n"
+"and unread, so memory stays bounded for any body size.  The arguments\n"
+"are those of request().  progress, when given, is called as\n"
+"progress(bytes_read, total) after each read that returns data, where\n"
+"total is the Content-Length (of the encoded body) or None.");
+
+static PyObject *
+Client_stream(ClientObject *self, PyObject *args, PyObject *kwargs)
+{
+    return mw_stream_open((PyObject *)self, args, kwargs);
+}
+
+PyDoc_STRVAR(Client_request_many_doc,
+"request_many(requests, *, max_concurrency=8, timeout=None, verify=True,\n"
+"             accept_encoding=True, proxy=None, noproxy=None)\n"
+"--\n"
+"\n"
+"Send a batch of requests at once and return a list, in the order of\n"
+"requests, whose items are a Response or the exception instance that\n"
+"request() would have raised for that item.  Only a KeyboardInterrupt\n"
+"(or another exception of a signal handler), a closed client or invalid\n"
+"batch arguments raise.\n"
+"\n"
+"Each item is a dict with the keys method (default 'GET'), url,\n"
+"headers, body and auth, or a tuple (method, url[, headers[, body[,\n"
+"auth]]]).  body is str, bytes-like, a Multipart or None.  OAuth1\n"
+"requests are signed, each with a fresh nonce, before the batch starts.\n"
+"\n"
+"The batch runs on one libcurl multi handle with the GIL released.  At\n"
+"most max_concurrency transfers run at a time, and HTTP/2 servers get\n"
+"them multiplexed over one connection.  Connections are not kept for\n"
+"later calls.");
+
+static PyObject *
+Client_request_many(ClientObject *self, PyObject *args, PyObject *kwargs)
+{
+    return mw_request_many((PyObject *)self, args, kwargs);
 }
 
 static PyObject *
@@ -511,6 +659,10 @@ Client_get_closed(ClientObject *self, void *closure)
 static PyMethodDef Client_methods[] = {
     {"request", (PyCFunction)(void (*)(void))Client_request,
      METH_VARARGS | METH_KEYWORDS, Client_request_doc},
+    {"stream", (PyCFunction)(void (*)(void))Client_stream,
+     METH_VARARGS | METH_KEYWORDS, Client_stream_doc},
+    {"request_many", (PyCFunction)(void (*)(void))Client_request_many,
+     METH_VARARGS | METH_KEYWORDS, Client_request_many_doc},
     {"close", (PyCFunction)Client_close, METH_NOARGS,
      PyDoc_STR("close()\n--\n\n"
                "Close the idle connections and free the handles.  Requests\n"
@@ -658,12 +810,19 @@ mwcomms_client_init(PyObject *module)
     if (read_main_thread_ident() < 0) {
         return -1;
     }
-    if (PyType_Ready(&ClientType) < 0 || PyType_Ready(&mw_ResponseType) < 0) {
+    if (PyType_Ready(&ClientType) < 0 || PyType_Ready(&mw_ResponseType) < 0
+            || PyType_Ready(&mw_StreamResponseType) < 0
+            || PyType_Ready(&mw_ChunkIteratorType) < 0
+            || PyType_Ready(&mw_MultipartType) < 0) {
         return -1;
     }
     if (PyModule_AddObjectRef(module, "Client", (PyObject *)&ClientType) < 0
             || PyModule_AddObjectRef(module, "Response",
-                                     (PyObject *)&mw_ResponseType) < 0) {
+                                     (PyObject *)&mw_ResponseType) < 0
+            || PyModule_AddObjectRef(module, "StreamResponse",
+                                     (PyObject *)&mw_StreamResponseType) < 0
+            || PyModule_AddObjectRef(module, "Multipart",
+                                     (PyObject *)&mw_MultipartType) < 0) {
         return -1;
     }
     return PyModule_AddFunctions(module, module_functions);

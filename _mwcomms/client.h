@@ -1,7 +1,9 @@
 /*
  * Private header of the HTTP client: client.c (Client and its handle
  * pool), client_request.c (argument checks, libcurl options, callbacks,
- * errors) and client_response.c (Response).
+ * errors), client_response.c (Response), client_stream.c (the multi
+ * interface driver and StreamResponse), client_multi.c (request_many)
+ * and client_multipart.c (Multipart).
  */
 #ifndef MWCOMMS_CLIENT_H
 #define MWCOMMS_CLIENT_H
@@ -18,6 +20,21 @@ typedef struct {
     size_t len;
     size_t cap;
 } mw_buffer;
+
+/* Kinds of request body. */
+enum {
+    MW_BODY_NONE,
+    MW_BODY_BUFFER,      /* str or bytes-like, sent from memory */
+    MW_BODY_MULTIPART,   /* Multipart, sent as multipart/form-data */
+    MW_BODY_STREAM       /* file-like or iterator, read while sending */
+};
+
+/* Proxy choices of one request. */
+enum {
+    MW_PROXY_DEFAULT,    /* libcurl reads the *_proxy environment */
+    MW_PROXY_NONE,       /* no proxy, whatever the environment says */
+    MW_PROXY_URL         /* the proxy URL given */
+};
 
 /* The checked arguments of one request() call.  Owned references and
  * libcurl lists are released by mw_request_clear. */
@@ -39,6 +56,19 @@ typedef struct {
     PyObject *ca_file;           /* bytes (file system encoding), or NULL */
     PyObject *auth;              /* OAuth1 instance, or NULL */
     int accept_encoding;
+
+    int body_kind;               /* MW_BODY_* */
+    PyObject *multipart;         /* Multipart instance, or NULL */
+    curl_mime *mime;             /* built by mw_transfer_setup, or NULL */
+    PyObject *upload_read;       /* bound read() of a file-like body */
+    PyObject *upload_iterator;   /* iterator of a body without read() */
+    curl_off_t upload_length;    /* streamed body size; -1: chunked */
+    curl_off_t content_length;   /* caller's Content-Length; -1: none */
+
+    int proxy_mode;              /* MW_PROXY_* */
+    PyObject *proxy;             /* bytes: proxy URL, or NULL */
+    PyObject *proxy_secrets;     /* tuple of str removed from messages */
+    PyObject *noproxy;           /* bytes: CURLOPT_NOPROXY, or NULL */
 } mw_request;
 
 /* State of one transfer, shared between request() and the libcurl
@@ -52,6 +82,23 @@ typedef struct {
     int body_too_large;
     int headers_too_large;
     int out_of_memory;
+    size_t received;             /* body bytes received in total */
+
+    /* Streaming download: Python reads body.data from body_offset on,
+     * and the write callback pauses the transfer while that unread part
+     * is at least pause_threshold bytes.  0: never pause. */
+    size_t body_offset;
+    size_t pause_threshold;
+    int download_paused;
+    int headers_done;            /* the final response's headers ended */
+    int last_status;             /* status code of the latest status line */
+
+    /* Streamed upload: the driver fills upload with the GIL held, and
+     * the read callback pauses the transfer when upload is empty. */
+    mw_buffer upload;
+    size_t upload_offset;
+    int upload_eof;
+    int upload_paused;
 
     long read_timeout_ms;        /* 0: no idle limit */
     int connected;               /* connected: the idle clock runs */
@@ -67,10 +114,23 @@ typedef struct {
     PyObject *exc_traceback;
 } mw_transfer;
 
+/* client.c: the handle pool, for the other files of the client.
+ * mw_client_release puts the handle back when reusable is true and
+ * cleans it up otherwise (for a transfer that did not complete). */
+CURL *mw_client_acquire(PyObject *client);
+void mw_client_release(PyObject *client, CURL *easy, int reusable);
+Py_ssize_t mw_client_max_response_size(PyObject *client);
+void mw_client_count(PyObject *client, long connects);
+int mw_client_is_closed(PyObject *client);
+int mw_on_main_thread(void);
+
 /* client_request.c */
 int mw_request_parse(mw_request *request, PyObject *method, PyObject *url,
                      PyObject *headers, PyObject *body, PyObject *timeout,
                      PyObject *verify, PyObject *auth, int accept_encoding);
+int mw_request_parse_proxy(mw_request *request, PyObject *proxy,
+                           PyObject *noproxy);
+int mw_buffer_append(mw_buffer *buffer, const char *data, size_t length);
 int mw_request_authorize(mw_request *request);
 void mw_request_clear(mw_request *request);
 int mw_transfer_setup(CURL *easy, mw_request *request, mw_transfer *transfer,
@@ -83,5 +143,38 @@ PyObject *mw_redact_url(PyObject *url);
 /* client_response.c */
 extern PyTypeObject mw_ResponseType;
 PyObject *mw_response_new(CURL *easy, mw_transfer *transfer);
+int mw_parse_header_block(const char *data, size_t length,
+                          PyObject **reason, PyObject **headers);
+PyObject *mw_find_header_values(PyObject *headers, PyObject *name);
+const char *mw_http_version_name(long version);
+
+/* client_stream.c: run one transfer on a multi handle of its own, so
+ * that Python code can drain the body and feed a streamed upload
+ * between the steps of libcurl. */
+typedef struct {
+    CURLM *multi;
+    CURL *easy;
+    mw_request *request;
+    mw_transfer *transfer;
+    int done;
+    CURLcode result;
+} mw_single;
+
+extern PyTypeObject mw_StreamResponseType;
+extern PyTypeObject mw_ChunkIteratorType;
+int mw_single_start(mw_single *single, CURL *easy, mw_request *request,
+                    mw_transfer *transfer);
+int mw_single_run(mw_single *single, int until_headers);
+void mw_single_finish(mw_single *single);
+PyObject *mw_stream_open(PyObject *client, PyObject *args, PyObject *kwargs);
+
+/* client_multi.c */
+PyObject *mw_request_many(PyObject *client, PyObject *args,
+                          PyObject *kwargs);
+
+/* client_multipart.c */
+extern PyTypeObject mw_MultipartType;
+int mw_multipart_check(PyObject *obj);
+int mw_multipart_build(CURL *easy, PyObject *multipart, curl_mime **mime);
 
 #endif /* MWCOMMS_CLIENT_H */

@@ -8,6 +8,7 @@
 #include <math.h>
 #include <string.h>
 #include <time.h>
+#include <sys/stat.h>
 
 /* Cap on the header bytes of one received response, so that a server
  * cannot grow the buffer without bound.  libcurl 7.88 limits the length
@@ -137,6 +138,35 @@ mw_redact_url(PyObject *url)
     return result;
 }
 
+/* Replace each str of secrets (a tuple, or NULL) in message with "***".
+ * Steals the reference to message; returns a new one, or NULL. */
+static PyObject *
+mw_remove_secrets(PyObject *message, PyObject *secrets)
+{
+    PyObject *mask = NULL;
+
+    if (message == NULL || secrets == NULL) {
+        return message;
+    }
+    mask = PyUnicode_FromString("***");
+    if (mask == NULL) {
+        Py_DECREF(message);
+        return NULL;
+    }
+    for (Py_ssize_t i = 0; i < PyTuple_GET_SIZE(secrets); i++) {
+        PyObject *replaced = PyUnicode_Replace(
+            message, PyTuple_GET_ITEM(secrets, i), mask, -1);
+
+        Py_DECREF(message);
+        message = replaced;
+        if (message == NULL) {
+            break;
+        }
+    }
+    Py_DECREF(mask);
+    return message;
+}
+
 static PyObject *
 raise_invalid_url(PyObject *safe_url, const char *reason)
 {
@@ -233,7 +263,10 @@ mw_raise_transfer_error(CURLcode code, const char *error_buffer,
         break;
     }
     text = error_buffer[0] != '\0' ? error_buffer : curl_easy_strerror(code);
-    raise_error(cls, PyUnicode_FromFormat("%s (%U)", text, request->safe_url),
+    raise_error(cls,
+                mw_remove_secrets(PyUnicode_FromFormat("%s (%U)", text,
+                                                       request->safe_url),
+                                  request->proxy_secrets),
                 request->safe_url, (long)code, request_sent, phase);
 }
 
@@ -456,6 +489,35 @@ append_literal(struct curl_slist **list, const char *line)
     return 0;
 }
 
+/* Store the caller's Content-Length, which sets the size of a streamed
+ * body.  Any other body sends the header as given. */
+static int
+parse_content_length(mw_request *request, PyObject *name, PyObject *value)
+{
+    PyObject *number = NULL;
+    long long length;
+
+    number = PyLong_FromUnicodeObject(value, 10);
+    if (number == NULL) {
+        PyErr_Clear();
+        PyErr_Format(PyExc_ValueError,
+                     "invalid value for header %R: it must be a decimal "
+                     "number of bytes", name);
+        return -1;
+    }
+    length = PyLong_AsLongLong(number);
+    Py_DECREF(number);
+    if ((length == -1 && PyErr_Occurred()) || length < 0) {
+        PyErr_Clear();
+        PyErr_Format(PyExc_ValueError,
+                     "invalid value for header %R: it must be 0 or more "
+                     "bytes", name);
+        return -1;
+    }
+    request->content_length = (curl_off_t)length;
+    return 0;
+}
+
 /* Check one (name, value) pair and add it.  Messages name the header,
  * never its value, because values such as Cookie may be secret. */
 static int
@@ -502,6 +564,18 @@ add_header(mw_request *request, PyObject *name, PyObject *value,
     }
     else if (name_equals(name, "expect")) {
         request->has_expect = 1;
+    }
+    else if (name_equals(name, "content-length")) {
+        if (parse_content_length(request, name, value) < 0) {
+            return -1;
+        }
+    }
+    if (request->body_kind == MW_BODY_MULTIPART
+            && name_equals(name, "content-type")) {
+        PyErr_SetString(PyExc_ValueError,
+                        "a Content-Type header cannot be combined with a "
+                        "Multipart body: libcurl sets it with the boundary");
+        return -1;
     }
     encoded = encode_header_value(value);
     if (encoded == NULL) {
@@ -618,6 +692,7 @@ parse_headers(mw_request *request, PyObject *headers, PyObject *auth)
      * signature covers the Content-Type that is sent) and Expect:
      * 100-continue to bodies over 1 MiB (a round trip of delay). */
     if (request->content_type == NULL
+            && request->body_kind != MW_BODY_MULTIPART
             && append_literal(&request->headers, "Content-Type:") < 0) {
         goto done;
     }
@@ -632,11 +707,134 @@ done:
     return result;
 }
 
+/* Set request->body_kind from the type of body, before the headers are
+ * parsed, because a Multipart body changes which headers are valid. */
+static int
+classify_body(mw_request *request, PyObject *body)
+{
+    int has_read;
+
+    if (body == Py_None) {
+        request->body_kind = MW_BODY_NONE;
+        return 0;
+    }
+    if (PyUnicode_Check(body) || PyObject_CheckBuffer(body)) {
+        request->body_kind = MW_BODY_BUFFER;
+        return 0;
+    }
+    if (mw_multipart_check(body)) {
+        request->body_kind = MW_BODY_MULTIPART;
+        return 0;
+    }
+    has_read = PyObject_HasAttrString(body, "read");
+    if (has_read || (!PyDict_Check(body) && PyIter_Check(body))
+            || PyList_Check(body) || PyTuple_Check(body)) {
+        request->body_kind = MW_BODY_STREAM;
+        return 0;
+    }
+    PyErr_Format(PyExc_TypeError,
+                 "body must be None, str, a bytes-like object, a Multipart, "
+                 "a file-like object or an iterator of bytes, not %.100s",
+                 Py_TYPE(body)->tp_name);
+    return -1;
+}
+
+/* Find the size of a regular file's remaining bytes from fileno() and
+ * tell().  Return -1 when body is not such a file. */
+static curl_off_t
+file_remaining_size(PyObject *body)
+{
+    PyObject *value = NULL;
+    long fd;
+    long long position;
+    struct stat status;
+
+    value = PyObject_CallMethod(body, "fileno", NULL);
+    if (value == NULL) {
+        PyErr_Clear();
+        return -1;
+    }
+    fd = PyLong_AsLong(value);
+    Py_DECREF(value);
+    if (fd == -1 && PyErr_Occurred()) {
+        PyErr_Clear();
+        return -1;
+    }
+    if (fstat((int)fd, &status) != 0 || !S_ISREG(status.st_mode)) {
+        return -1;
+    }
+    value = PyObject_CallMethod(body, "tell", NULL);
+    if (value == NULL) {
+        PyErr_Clear();
+        return -1;
+    }
+    position = PyLong_AsLongLong(value);
+    Py_DECREF(value);
+    if (position == -1 && PyErr_Occurred()) {
+        PyErr_Clear();
+        return -1;
+    }
+    if (position < 0 || position > (long long)status.st_size) {
+        return -1;
+    }
+    return (curl_off_t)(status.st_size - position);
+}
+
+static int
+parse_stream_body(mw_request *request, PyObject *body)
+{
+    if (strcmp(request->method, "HEAD") == 0) {
+        PyErr_SetString(PyExc_ValueError, "a HEAD request cannot have a body");
+        return -1;
+    }
+    if (PyObject_HasAttrString(body, "read")) {
+        request->upload_read = PyObject_GetAttrString(body, "read");
+        if (request->upload_read == NULL) {
+            return -1;
+        }
+        request->upload_length = file_remaining_size(body);
+    }
+    else {
+        request->upload_iterator = PyObject_GetIter(body);
+        if (request->upload_iterator == NULL) {
+            return -1;
+        }
+        request->upload_length = -1;
+    }
+    if (request->content_length >= 0) {
+        request->upload_length = request->content_length;
+    }
+    if (request->auth != NULL && request->content_type != NULL
+            && strncmp(PyBytes_AS_STRING(request->content_type),
+                       "application/x-www-form-urlencoded", 33) == 0) {
+        PyErr_SetString(PyExc_ValueError,
+                        "an OAuth-signed form body must be str or bytes, "
+                        "because its parameters are signed: read the file "
+                        "into memory first");
+        return -1;
+    }
+    return 0;
+}
+
 static int
 parse_body(mw_request *request, PyObject *body)
 {
     if (body == Py_None) {
         return 0;
+    }
+    if (request->body_kind == MW_BODY_MULTIPART) {
+        if (strcmp(request->method, "GET") == 0
+                || strcmp(request->method, "HEAD") == 0) {
+            PyErr_Format(PyExc_ValueError,
+                         "a %s request cannot have a Multipart body",
+                         request->method);
+            return -1;
+        }
+        request->multipart = Py_NewRef(body);
+        return 0;
+    }
+    if (request->body_kind == MW_BODY_STREAM) {
+        return parse_stream_body(request, body);
     }
     if (PyUnicode_Check(body)) {
         request->body_owner = PyUnicode_AsUTF8String(body);
@@ -776,6 +974,11 @@ mw_request_parse(mw_request *request, PyObject *method, PyObject *url,
         }
         request->auth = Py_NewRef(auth);
     }
+    request->content_length = -1;
+    request->upload_length = -1;
+    if (classify_body(request, body) < 0) {
+        return -1;
+    }
     if (parse_headers(request, headers, auth) < 0
             || parse_body(request, body) < 0
             || parse_timeout(request, timeout) < 0
@@ -783,6 +986,163 @@ mw_request_parse(mw_request *request, PyObject *method, PyObject *url,
         return -1;
     }
     request->accept_encoding = accept_encoding;
+    return 0;
+}
+
+/* Proxy URL schemes that libcurl 7.88 accepts in CURLOPT_PROXY. */
+static const char *const proxy_schemes[] = {
+    "http", "https", "socks4", "socks4a", "socks5", "socks5h", NULL
+};
+
+/* Add the user name and password of the proxy URL, raw and URL-decoded,
+ * to request->proxy_secrets, so that no message shows them. */
+static int
+collect_proxy_secrets(mw_request *request, CURLU *handle)
+{
+    static const CURLUPart parts[] = {CURLUPART_USER, CURLUPART_PASSWORD};
+    PyObject *secrets = PyList_New(0);
+
+    if (secrets == NULL) {
+        return -1;
+    }
+    for (size_t i = 0; i < 2; i++) {
+        for (int decode = 0; decode < 2; decode++) {
+            char *text = NULL;
+            PyObject *value = NULL;
+
+            if (curl_url_get(handle, parts[i], &text,
+                             decode ? CURLU_URLDECODE : 0) != CURLUE_OK
+                    || text == NULL || text[0] == '\0') {
+                curl_free(text);
+                continue;
+            }
+            value = PyUnicode_DecodeUTF8(text, strlen(text),
+                                         "surrogateescape");
+            curl_free(text);
+            if (value == NULL || PyList_Append(secrets, value) < 0) {
+                Py_XDECREF(value);
+                Py_DECREF(secrets);
+                return -1;
+            }
+            Py_DECREF(value);
+        }
+    }
+    request->proxy_secrets = PyList_AsTuple(secrets);
+    Py_DECREF(secrets);
+    return request->proxy_secrets != NULL ? 0 : -1;
+}
+
+static int
+check_proxy_url(mw_request *request, PyObject *proxy, const char *text)
+{
+    CURLU *handle = NULL;
+    char *scheme = NULL;
+    char *host = NULL;
+    PyObject *safe = NULL;
+    const char *reason = NULL;
+    int result = -1;
+
+    handle = curl_url();
+    if (handle == NULL) {
+        PyErr_NoMemory();
+        return -1;
+    }
+    if (curl_url_set(handle, CURLUPART_URL, text, 0) != CURLUE_OK) {
+        reason = "libcurl cannot parse it";
+    }
+    else if (curl_url_get(handle, CURLUPART_SCHEME, &scheme, 0) != CURLUE_OK
+             || scheme == NULL) {
+        reason = "the scheme is missing";
+    }
+    else if (curl_url_get(handle, CURLUPART_HOST, &host, 0) != CURLUE_OK
+             || host == NULL || host[0] == '\0') {
+        reason = "the host is missing";
+    }
+    else {
+        reason = "the scheme must be http, https, socks4, socks4a, "
+                 "socks5 or socks5h";
+        for (int i = 0; proxy_schemes[i] != NULL; i++) {
+            if (strcmp(scheme, proxy_schemes[i]) == 0) {
+                reason = NULL;
+                break;
+            }
+        }
+    }
+    if (reason != NULL) {
+        safe = mw_redact_url(proxy);
+        if (safe != NULL) {
+            PyErr_Format(PyExc_ValueError, "invalid proxy URL %R: %s", safe,
+                         reason);
+        }
+        goto done;
+    }
+    result = collect_proxy_secrets(request, handle);
+done:
+    Py_XDECREF(safe);
+    curl_free(scheme);
+    curl_free(host);
+    curl_url_cleanup(handle);
+    return result;
+}
+
+/* proxy: None (libcurl reads the environment), '' (no proxy) or a proxy
+ * URL.  noproxy: None or a CURLOPT_NOPROXY list of host names. */
+int
+mw_request_parse_proxy(mw_request *request, PyObject *proxy,
+                       PyObject *noproxy)
+{
+    const char *text;
+    Py_ssize_t size;
+
+    request->proxy_mode = MW_PROXY_DEFAULT;
+    if (proxy != Py_None) {
+        if (!PyUnicode_Check(proxy)) {
+            PyErr_Format(PyExc_TypeError,
+                         "proxy must be None, '' or a proxy URL str, not "
+                         "%.100s", Py_TYPE(proxy)->tp_name);
+            return -1;
+        }
+        text = PyUnicode_AsUTF8AndSize(proxy, &size);
+        if (text == NULL) {
+            return -1;
+        }
+        if ((size_t)size != strlen(text)) {
+            PyErr_SetString(PyExc_ValueError,
+                            "proxy URL must not contain a NUL character");
+            return -1;
+        }
+        if (size == 0) {
+            request->proxy_mode = MW_PROXY_NONE;
+        }
+        else {
+            if (check_proxy_url(request, proxy, text) < 0) {
+                return -1;
+            }
+            request->proxy = PyBytes_FromStringAndSize(text, size);
+            if (request->proxy == NULL) {
+                return -1;
+            }
+            request->proxy_mode = MW_PROXY_URL;
+        }
+    }
+    if (noproxy != Py_None) {
+        if (!PyUnicode_Check(noproxy)) {
+            PyErr_Format(PyExc_TypeError,
+                         "noproxy must be None or a str of host names, not "
+                         "%.100s", Py_TYPE(noproxy)->tp_name);
+            return -1;
+        }
+        request->noproxy = PyUnicode_AsUTF8String(noproxy);
+        if (request->noproxy == NULL) {
+            return -1;
+        }
+        if ((size_t)PyBytes_GET_SIZE(request->noproxy)
+                != strlen(PyBytes_AS_STRING(request->noproxy))) {
+            PyErr_SetString(PyExc_ValueError,
+                            "noproxy must not contain a NUL character");
+            return -1;
+        }
+    }
     return 0;
 }
 
@@ -832,6 +1192,16 @@ mw_request_clear(mw_request *request)
     Py_CLEAR(request->auth);
     curl_slist_free_all(request->headers);
     request->headers = NULL;
+    Py_CLEAR(request->multipart);
+    if (request->mime != NULL) {
+        curl_mime_free(request->mime);
+        request->mime = NULL;
+    }
+    Py_CLEAR(request->upload_read);
+    Py_CLEAR(request->upload_iterator);
+    Py_CLEAR(request->proxy);
+    Py_CLEAR(request->proxy_secrets);
+    Py_CLEAR(request->noproxy);
 }
 
 /* ---- libcurl callbacks (no GIL) -------------------------------------- */
@@ -861,6 +1231,12 @@ buffer_append(mw_buffer *buffer, const char *data, size_t length)
     return 0;
 }
 
+int
+mw_buffer_append(mw_buffer *buffer, const char *data, size_t length)
+{
+    return buffer_append(buffer, data, length);
+}
+
 static size_t
 write_callback(char *data, size_t size, size_t count, void *userdata)
 {
@@ -873,15 +1249,61 @@ write_callback(char *data, size_t size, size_t count, void *userdata)
     }
     length = size * count;
     transfer->last_activity_ms = monotonic_ms();
-    if (length > transfer->max_body - transfer->body.len) {
+    if (length > transfer->max_body - transfer->received) {
         transfer->body_too_large = 1;
         return 0;
+    }
+    if (transfer->pause_threshold != 0) {
+        mw_buffer *body = &transfer->body;
+
+        if (body->len - transfer->body_offset >= transfer->pause_threshold) {
+            /* libcurl keeps this chunk and passes it again on unpause. */
+            transfer->download_paused = 1;
+            return CURL_WRITEFUNC_PAUSE;
+        }
+        if (transfer->body_offset > 0 && length > body->cap - body->len) {
+            /* Move the unread bytes to the front instead of growing. */
+            memmove(body->data, body->data + transfer->body_offset,
+                    body->len - transfer->body_offset);
+            body->len -= transfer->body_offset;
+            transfer->body_offset = 0;
+        }
     }
     if (buffer_append(&transfer->body, data, length) < 0) {
         transfer->out_of_memory = 1;
         return 0;
     }
+    transfer->received += length;
     return length;
+}
+
+/* Copy the next bytes of a streamed upload, or pause the transfer until
+ * the driver has read more from the Python object. */
+static size_t
+read_callback(char *data, size_t size, size_t count, void *userdata)
+{
+    mw_transfer *transfer = userdata;
+    size_t capacity = size * count;
+    size_t available = transfer->upload.len - transfer->upload_offset;
+
+    if (available == 0) {
+        if (transfer->upload_eof) {
+            return 0;
+        }
+        transfer->upload_paused = 1;
+        return CURL_READFUNC_PAUSE;
+    }
+    if (available > capacity) {
+        available = capacity;
+    }
+    memcpy(data, transfer->upload.data + transfer->upload_offset, available);
+    transfer->upload_offset += available;
+    if (transfer->upload_offset == transfer->upload.len) {
+        transfer->upload_offset = 0;
+        transfer->upload.len = 0;
+    }
+    transfer->last_activity_ms = monotonic_ms();
+    return available;
 }
 
 /* libcurl passes one header line per call, status lines included.  Each
@@ -902,8 +1324,30 @@ header_callback(char *data, size_t size, size_t count, void *userdata)
     length = size * count;
     transfer->last_activity_ms = monotonic_ms();
     transfer->connected = 1;
+    if (transfer->headers_done && transfer->pause_threshold != 0) {
+        /* Trailers after a streamed chunked body: the headers were
+         * already handed to Python, so they are dropped. */
+        return length;
+    }
     if (length >= 5 && memcmp(data, "HTTP/", 5) == 0) {
+        const char *space = memchr(data, ' ', length);
+
         transfer->headers.len = 0;
+        transfer->last_status = 0;
+        for (const char *digit = space != NULL ? space + 1 : data + length;
+             digit < data + length && *digit >= '0' && *digit <= '9'
+                 && transfer->last_status < 1000;
+             digit++) {
+            transfer->last_status = transfer->last_status * 10
+                                    + (*digit - '0');
+        }
+    }
+    else if ((length == 2 && memcmp(data, "\r\n", 2) == 0)
+             || (length == 1 && data[0] == '\n')) {
+        /* The blank line ends a header block; 1xx blocks are interim. */
+        if (transfer->last_status >= 200) {
+            transfer->headers_done = 1;
+        }
     }
     if (length > MAX_RESPONSE_HEADER_BYTES - transfer->headers.len) {
         transfer->headers_too_large = 1;
@@ -960,6 +1404,11 @@ xferinfo_callback(void *userdata, curl_off_t download_total,
     if (transfer->read_timeout_ms == 0) {
         return 0;
     }
+    if (transfer->download_paused || transfer->upload_paused) {
+        /* Waiting for Python code, not for the server. */
+        transfer->last_activity_ms = now;
+        return 0;
+    }
     if (!transfer->connected) {
         curl_off_t pretransfer = 0;
 
@@ -996,7 +1445,7 @@ xferinfo_callback(void *userdata, curl_off_t download_total,
     } while (0)
 
 static int
-set_method(CURL *easy, mw_request *request)
+set_method(CURL *easy, mw_request *request, mw_transfer *transfer)
 {
     const char *method = request->method;
     int sends_body = request->has_body
@@ -1005,6 +1454,28 @@ set_method(CURL *easy, mw_request *request)
 
     if (strcmp(method, "HEAD") == 0) {
         SETOPT(CURLOPT_NOBODY, 1L);
+        return 0;
+    }
+    if (request->body_kind == MW_BODY_MULTIPART) {
+        if (mw_multipart_build(easy, request->multipart, &request->mime)
+                < 0) {
+            return -1;
+        }
+        SETOPT(CURLOPT_MIMEPOST, request->mime);
+        if (strcmp(method, "POST") != 0) {
+            SETOPT(CURLOPT_CUSTOMREQUEST, method);
+        }
+        return 0;
+    }
+    if (request->body_kind == MW_BODY_STREAM) {
+        /* Without a known size, HTTP/1.1 sends the body chunked. */
+        SETOPT(CURLOPT_POST, 1L);
+        SETOPT(CURLOPT_POSTFIELDSIZE_LARGE, request->upload_length);
+        SETOPT(CURLOPT_READFUNCTION, read_callback);
+        SETOPT(CURLOPT_READDATA, transfer);
+        if (strcmp(method, "POST") != 0) {
+            SETOPT(CURLOPT_CUSTOMREQUEST, method);
+        }
         return 0;
     }
     if (strcmp(method, "GET") == 0 && !request->has_body) {
@@ -1054,7 +1525,7 @@ mw_transfer_setup(CURL *easy, mw_request *request, mw_transfer *transfer,
      * Not reusing connections idle for longer than this makes that rarer,
      * but does not rule it out. */
     SETOPT(CURLOPT_MAXAGE_CONN, MAX_CONNECTION_AGE_S);
-    if (set_method(easy, request) < 0) {
+    if (set_method(easy, request, transfer) < 0) {
         return -1;
     }
     SETOPT(CURLOPT_HTTPHEADER, request->headers);
@@ -1073,6 +1544,18 @@ mw_transfer_setup(CURL *easy, mw_request *request, mw_transfer *transfer,
     }
     SETOPT(CURLOPT_ACCEPT_ENCODING,
            request->accept_encoding ? "" : (char *)NULL);
+    if (request->proxy_mode == MW_PROXY_NONE) {
+        /* "" turns proxies off, the environment variables included. */
+        SETOPT(CURLOPT_PROXY, "");
+    }
+    else if (request->proxy_mode == MW_PROXY_URL) {
+        SETOPT(CURLOPT_PROXY, PyBytes_AS_STRING(request->proxy));
+    }
+    if (request->noproxy != NULL) {
+        SETOPT(CURLOPT_NOPROXY, PyBytes_AS_STRING(request->noproxy));
+    }
+    /* The headers of a proxy's CONNECT response are not the response. */
+    SETOPT(CURLOPT_SUPPRESS_CONNECT_HEADERS, 1L);
 
     SETOPT(CURLOPT_WRITEFUNCTION, write_callback);
     SETOPT(CURLOPT_WRITEDATA, transfer);
@@ -1091,8 +1574,10 @@ mw_transfer_clear(mw_transfer *transfer)
 {
     PyMem_RawFree(transfer->headers.data);
     PyMem_RawFree(transfer->body.data);
+    PyMem_RawFree(transfer->upload.data);
     transfer->headers.data = NULL;
     transfer->body.data = NULL;
+    transfer->upload.data = NULL;
     Py_CLEAR(transfer->exc_type);
     Py_CLEAR(transfer->exc_value);
     Py_CLEAR(transfer->exc_traceback);

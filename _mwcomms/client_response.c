@@ -64,6 +64,14 @@ Response_repr(ResponseObject *self)
 static PyObject *
 find_header_values(ResponseObject *self, PyObject *name)
 {
+    return mw_find_header_values(self->headers, name);
+}
+
+/* Return the values of the headers named name in headers, a list of
+ * (name, value) pairs, as a new list. */
+PyObject *
+mw_find_header_values(PyObject *headers, PyObject *name)
+{
     PyObject *wanted = NULL;
     PyObject *values = NULL;
 
@@ -82,8 +90,8 @@ find_header_values(ResponseObject *self, PyObject *name)
     }
     /* The list is mutable from Python, so re-read its size each time and
      * skip items that are not (str, str) pairs. */
-    for (Py_ssize_t i = 0; i < PyList_GET_SIZE(self->headers); i++) {
-        PyObject *item = Py_NewRef(PyList_GET_ITEM(self->headers, i));
+    for (Py_ssize_t i = 0; i < PyList_GET_SIZE(headers); i++) {
+        PyObject *item = Py_NewRef(PyList_GET_ITEM(headers, i));
         PyObject *lower = NULL;
         int equal = 0;
 
@@ -221,8 +229,8 @@ strip_whitespace(const char **start, const char **end)
 /* Parse the header block of the final response into *reason and a list
  * of (name, value) pairs.  Obsolete line folding (RFC 7230 section 3.2.4)
  * joins a continuation line to the previous value with one space. */
-static int
-parse_header_block(const char *data, size_t length, PyObject **reason,
+int
+mw_parse_header_block(const char *data, size_t length, PyObject **reason,
                    PyObject **headers)
 {
     const char *position = data;
@@ -326,8 +334,8 @@ parse_header_block(const char *data, size_t length, PyObject **reason,
     return 0;
 }
 
-static const char *
-http_version_name(long version)
+const char *
+mw_http_version_name(long version)
 {
     switch (version) {
     case CURL_HTTP_VERSION_1_0:
@@ -379,11 +387,11 @@ mw_response_new(CURL *easy, mw_transfer *transfer)
     self->body = NULL;
     self->url = NULL;
     self->primary_ip = NULL;
-    self->http_version = PyUnicode_FromString(http_version_name(version));
+    self->http_version = PyUnicode_FromString(mw_http_version_name(version));
     if (self->http_version == NULL) {
         goto error;
     }
-    if (parse_header_block(transfer->headers.data != NULL
+    if (mw_parse_header_block(transfer->headers.data != NULL
                                ? transfer->headers.data : "",
                            transfer->headers.len, &self->reason,
                            &self->headers) < 0) {

@@ -1,6 +1,7 @@
 """Fixtures with local test servers (see servers.py)."""
 from __future__ import annotations
 
+import shutil
 import sys
 from pathlib import Path
 
@@ -33,3 +34,27 @@ def https_server(certificates):
 @pytest.fixture
 def closed_port():
     return servers.closed_port()
+
+
+@pytest.fixture(scope='session')
+def forward_proxy():
+    proxy = servers.ForwardProxy().start()
+    yield proxy
+    proxy.stop()
+
+
+@pytest.fixture(scope='session')
+def auth_proxy():
+    proxy = servers.ForwardProxy(('proxyuser', 'pr0xy-secret')).start()
+    yield proxy
+    proxy.stop()
+
+
+@pytest.fixture(scope='session')
+def nginx(tmp_path_factory, certificates):
+    if shutil.which('nginx') is None:
+        pytest.skip('nginx is not installed')
+    server = servers.Nginx(tmp_path_factory.mktemp('nginx'),
+                           certificates).start()
+    yield server
+    server.stop()

@@ -5,10 +5,18 @@ HTTP/1.1 with keep-alive and runs in a daemon thread of the test process.
 """
 from __future__ import annotations
 
+import base64
+import email.parser
+import email.policy
 import gzip
+import hashlib
 import http.server
 import json
+import os
+import select
+import shutil
 import socket
+import socketserver
 import ssl
 import subprocess
 import sys
@@ -25,6 +33,24 @@ COMPRESSIBLE = b'mwcomms compressed payload. ' * 200
 BLOCK_LIMIT_S = 20
 
 
+# Routes that read the request body themselves, piece by piece.
+STREAMING_ROUTES = {'hash'}
+
+# Pattern that /stream repeats; 1 MiB long, so a 1 GiB body is 1024 writes.
+STREAM_BLOCK = bytes(range(256)) * 4096
+
+
+def encode_body(encoding: str, data: bytes) -> bytes | None:
+    """Compress data with the command line tool of encoding (br or zstd),
+    or return None when the tool is not installed."""
+    tool = {'br': 'brotli', 'zstd': 'zstd'}[encoding]
+    if shutil.which(tool) is None:
+        return None
+    result = subprocess.run([tool, '-c', '-q'], input=data,
+                            capture_output=True, check=True)
+    return result.stdout
+
+
 class Handler(http.server.BaseHTTPRequestHandler):
     """Dispatch /<route>/... to the method route_<route>."""
 
@@ -38,8 +64,9 @@ class Handler(http.server.BaseHTTPRequestHandler):
     def handle_any(self):
         parts = urlsplit(self.path)
         self.query = {k: v[-1] for k, v in parse_qs(parts.query).items()}
-        self.request_body = self.read_body()
         route = parts.path.strip('/').split('/')[0].replace('-', '_')
+        if route not in STREAMING_ROUTES:
+            self.request_body = self.read_body()
         method = getattr(self, 'route_' + (route or 'echo'), None)
         if method is None:
             self.reply(404, b'no such route')
@@ -148,6 +175,133 @@ class Handler(http.server.BaseHTTPRequestHandler):
     def route_upload(self):
         self.reply(200, str(len(self.request_body)).encode())
 
+    def iter_body(self):
+        """Yield the request body in pieces, chunked or by Content-Length."""
+        if 'chunked' in self.headers.get('Transfer-Encoding', '').lower():
+            while True:
+                size = int(self.rfile.readline().split(b';')[0], 16)
+                if size == 0:
+                    while self.rfile.readline() not in (b'\r\n', b'\n', b''):
+                        pass
+                    return
+                remaining = size
+                while remaining:
+                    piece = self.rfile.read(min(remaining, 65536))
+                    if not piece:
+                        return
+                    remaining -= len(piece)
+                    yield piece
+                self.rfile.readline()
+        remaining = int(self.headers.get('Content-Length') or 0)
+        while remaining:
+            piece = self.rfile.read(min(remaining, 65536))
+            if not piece:
+                return
+            remaining -= len(piece)
+            yield piece
+
+    def route_hash(self):
+        """Return the SHA-256 and length of the body, read piece by piece."""
+        digest = hashlib.sha256()
+        length = 0
+        for piece in self.iter_body():
+            digest.update(piece)
+            length += len(piece)
+        data = {
+            'sha256': digest.hexdigest(),
+            'length': length,
+            'transfer_encoding': self.headers.get('Transfer-Encoding'),
+            'content_length': self.headers.get('Content-Length'),
+        }
+        self.reply(200, json.dumps(data).encode(),
+                   [('Content-Type', 'application/json')])
+
+    def route_form(self):
+        """Parse a multipart/form-data body and describe its parts."""
+        head = f'Content-Type: {self.headers.get("Content-Type")}\r\n\r\n'
+        message = email.parser.BytesParser(policy=email.policy.HTTP).parsebytes(
+            head.encode('latin-1') + self.request_body)
+        parts = []
+        for part in message.iter_parts():
+            payload = part.get_payload(decode=True) or b''
+            parts.append({
+                'name': part.get_param('name', header='content-disposition'),
+                'filename': part.get_filename(),
+                'content_type': part.get('Content-Type'),
+                'sha256': hashlib.sha256(payload).hexdigest(),
+                'length': len(payload),
+            })
+        data = {'content_type': self.headers.get('Content-Type'),
+                'parts': parts}
+        self.reply(200, json.dumps(data).encode(),
+                   [('Content-Type', 'application/json')])
+
+    def route_stream(self):
+        """Send size bytes of STREAM_BLOCK, then stall for stall seconds
+        before the rest when stall_after is given."""
+        size = int(self.query.get('size', len(STREAM_BLOCK)))
+        stall_after = int(self.query.get('stall_after', -1))
+        stall = float(self.query.get('stall', '0'))
+        chunked = self.query.get('chunked') == '1'
+        self.send_response(200)
+        self.send_header('Content-Type', 'application/octet-stream')
+        if chunked:
+            self.send_header('Transfer-Encoding', 'chunked')
+        else:
+            self.send_header('Content-Length', str(size))
+        self.end_headers()
+        sent = 0
+        while sent < size:
+            piece = STREAM_BLOCK[:min(len(STREAM_BLOCK), size - sent)]
+            if 0 <= stall_after < sent + len(piece) and stall > 0:
+                piece = piece[:max(stall_after - sent, 0)]
+                if piece:
+                    self.write_piece(piece, chunked)
+                    sent += len(piece)
+                self.wfile.flush()
+                time.sleep(stall)
+                stall = 0
+                continue
+            self.write_piece(piece, chunked)
+            sent += len(piece)
+        if chunked:
+            self.wfile.write(b'0\r\nX-Trailer: end\r\n\r\n')
+        self.wfile.flush()
+
+    def write_piece(self, piece: bytes, chunked: bool):
+        if chunked:
+            self.wfile.write(b'%x\r\n' % len(piece) + piece + b'\r\n')
+        else:
+            self.wfile.write(piece)
+
+    def route_concurrent(self):
+        """Sleep delay seconds and record how many requests overlapped."""
+        with self.server.lock:
+            self.server.in_flight += 1
+            self.server.max_in_flight = max(self.server.max_in_flight,
+                                            self.server.in_flight)
+        try:
+            time.sleep(float(self.query.get('delay', '0.05')))
+        finally:
+            with self.server.lock:
+                self.server.in_flight -= 1
+        self.reply(200, self.path.encode())
+
+    def route_encoded(self):
+        """Send COMPRESSIBLE (or size zero bytes) in Content-Encoding
+        encoding: br, zstd or gzip."""
+        encoding = self.query['encoding']
+        size = int(self.query.get('size', '0'))
+        plain = bytes(size) if size else COMPRESSIBLE
+        if encoding == 'gzip':
+            body = gzip.compress(plain)
+        else:
+            body = encode_body(encoding, plain)
+        if body is None:
+            self.reply(501, b'encoder not installed')
+            return
+        self.reply(200, body, [('Content-Encoding', encoding)])
+
 
 class Server(http.server.ThreadingHTTPServer):
     """Threaded HTTP server on 127.0.0.1; TLS when context is given."""
@@ -158,6 +312,8 @@ class Server(http.server.ThreadingHTTPServer):
         super().__init__(('127.0.0.1', 0), Handler)
         self.context = context
         self.lock = threading.Lock()
+        self.in_flight = 0
+        self.max_in_flight = 0
         self.events: dict[str, threading.Event] = {}
         self.states: dict[str, set[str]] = {}
         self.thread = threading.Thread(target=self.serve_forever,
@@ -265,3 +421,237 @@ def closed_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind(('127.0.0.1', 0))
         return sock.getsockname()[1]
+
+
+LOOPBACK_HOSTS = {'127.0.0.1', '::1', 'localhost'}
+
+
+class ProxyHandler(socketserver.StreamRequestHandler):
+    """One proxied request: CONNECT tunnels, or absolute-URI forwarding
+    with the connection closed after the response."""
+
+    def handle(self):
+        line = self.rfile.readline(65537).decode('latin-1')
+        if not line.strip():
+            return
+        method, target, version = line.split()
+        headers = []
+        while True:
+            header = self.rfile.readline(65537)
+            if header in (b'\r\n', b'\n', b''):
+                break
+            headers.append(header.decode('latin-1'))
+        authorization = None
+        for header in headers:
+            name, _, value = header.partition(':')
+            if name.strip().lower() == 'proxy-authorization':
+                authorization = value.strip()
+        self.server.record(method, target, authorization)
+        if not self.server.authorized(authorization):
+            self.wfile.write(b'HTTP/1.1 407 Proxy Authentication Required\r\n'
+                             b'Proxy-Authenticate: Basic realm="test"\r\n'
+                             b'Content-Length: 0\r\nConnection: close\r\n\r\n')
+            return
+        if method == 'CONNECT':
+            host, _, port = target.rpartition(':')
+            self.tunnel(host.strip('[]'), int(port))
+        else:
+            self.forward(method, target, version, headers)
+
+    def open_upstream(self, host: str, port: int):
+        if host not in LOOPBACK_HOSTS:
+            self.wfile.write(b'HTTP/1.1 403 Forbidden\r\n'
+                             b'Content-Length: 0\r\n\r\n')
+            return None
+        return socket.create_connection((host, port), timeout=30)
+
+    def tunnel(self, host: str, port: int):
+        upstream = self.open_upstream(host, port)
+        if upstream is None:
+            return
+        with upstream:
+            self.wfile.write(b'HTTP/1.1 200 Connection established\r\n\r\n')
+            self.wfile.flush()
+            self.pipe(self.connection, upstream)
+
+    def forward(self, method, target, version, headers):
+        parts = urlsplit(target)
+        upstream = self.open_upstream(parts.hostname, parts.port or 80)
+        if upstream is None:
+            return
+        path = parts.path or '/'
+        if parts.query:
+            path += '?' + parts.query
+        lines = [f'{method} {path} {version}\r\n']
+        length = 0
+        for header in headers:
+            name = header.partition(':')[0].strip().lower()
+            if name.startswith('proxy-') or name == 'connection':
+                continue
+            if name == 'content-length':
+                length = int(header.partition(':')[2])
+            lines.append(header)
+        lines.append('Connection: close\r\n\r\n')
+        with upstream:
+            upstream.sendall(''.join(lines).encode('latin-1'))
+            if length:
+                upstream.sendall(self.rfile.read(length))
+            while True:
+                data = upstream.recv(65536)
+                if not data:
+                    break
+                self.wfile.write(data)
+            self.wfile.flush()
+
+    @staticmethod
+    def pipe(first: socket.socket, second: socket.socket):
+        sockets = [first, second]
+        while True:
+            readable, _, _ = select.select(sockets, [], [], 30)
+            if not readable:
+                return
+            for sock in readable:
+                data = sock.recv(65536)
+                if not data:
+                    return
+                (second if sock is first else first).sendall(data)
+
+
+class ForwardProxy(socketserver.ThreadingTCPServer):
+    """HTTP forward proxy on 127.0.0.1 that only reaches loopback hosts.
+    With credentials, it requires Proxy-Authorization: Basic."""
+
+    daemon_threads = True
+    allow_reuse_address = True
+
+    def __init__(self, credentials: tuple[str, str] | None = None):
+        super().__init__(('127.0.0.1', 0), ProxyHandler)
+        self.credentials = credentials
+        self.lock = threading.Lock()
+        self.requests: list[tuple[str, str, str | None]] = []
+        self.thread = threading.Thread(target=self.serve_forever,
+                                       daemon=True)
+
+    def record(self, method: str, target: str, authorization: str | None):
+        with self.lock:
+            self.requests.append((method, target, authorization))
+
+    def authorized(self, authorization: str | None) -> bool:
+        if self.credentials is None:
+            return True
+        token = base64.b64encode(':'.join(self.credentials).encode()).decode()
+        return authorization == f'Basic {token}'
+
+    def seen(self) -> list[tuple[str, str, str | None]]:
+        with self.lock:
+            return list(self.requests)
+
+    def clear(self):
+        with self.lock:
+            self.requests.clear()
+
+    def url(self, user_info: str = '') -> str:
+        prefix = f'{user_info}@' if user_info else ''
+        return f'http://{prefix}127.0.0.1:{self.server_address[1]}'
+
+    def start(self) -> ForwardProxy:
+        self.thread.start()
+        return self
+
+    def stop(self):
+        self.shutdown()
+        self.server_close()
+
+
+NGINX_CONFIG = """
+worker_processes 1;
+{user}
+pid {root}/nginx.pid;
+error_log {root}/error.log warn;
+events {{ worker_connections 256; }}
+http {{
+    access_log off;
+    client_body_temp_path {root}/body;
+    proxy_temp_path {root}/proxy;
+    fastcgi_temp_path {root}/fastcgi;
+    uwsgi_temp_path {root}/uwsgi;
+    scgi_temp_path {root}/scgi;
+    log_format conn '$connection $server_protocol $request_uri $status';
+    default_type application/octet-stream;
+    ssl_certificate {cert};
+    ssl_certificate_key {key};
+    server {{
+        listen 127.0.0.1:{h2_port} ssl http2;
+        access_log {root}/h2.log conn;
+        root {root}/www;
+        location = /text {{ return 200 "nginx h2 $connection"; }}
+    }}
+    server {{
+        listen 127.0.0.1:{h1_port} ssl;
+        access_log {root}/h1.log conn;
+        root {root}/www;
+        location = /text {{ return 200 "nginx h1 $connection"; }}
+    }}
+}}
+"""
+
+
+class Nginx:
+    """nginx serving TLS on two ports of 127.0.0.1: h2_port offers
+    HTTP/2 by ALPN, h1_port only HTTP/1.1."""
+
+    def __init__(self, root: Path, certificates: dict[str, Path]):
+        self.root = root
+        self.h2_port = closed_port()
+        self.h1_port = closed_port()
+        (root / 'www').mkdir(parents=True, exist_ok=True)
+        (root / 'www' / 'file.bin').write_bytes(STREAM_BLOCK)
+        # Workers run as the user of the tests, so that they can use the
+        # files under the temporary directory.
+        user = 'user root root;' if os.geteuid() == 0 else ''
+        (root / 'nginx.conf').write_text(NGINX_CONFIG.format(
+            user=user, root=root, cert=certificates['cert'],
+            key=certificates['key'], h2_port=self.h2_port,
+            h1_port=self.h1_port))
+        self.process = None
+
+    def start(self) -> Nginx:
+        self.process = subprocess.Popen(
+            ['nginx', '-p', str(self.root), '-c', str(self.root / 'nginx.conf'),
+             '-e', str(self.root / 'error.log'), '-g', 'daemon off;'],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        deadline = time.monotonic() + 10
+        for port in (self.h2_port, self.h1_port):
+            while True:
+                try:
+                    socket.create_connection(('127.0.0.1', port), 1).close()
+                    break
+                except OSError:
+                    if (time.monotonic() > deadline
+                            or self.process.poll() is not None):
+                        self.stop()
+                        log = (self.root / 'error.log').read_text()
+                        raise RuntimeError(f'nginx did not start: {log}')
+                    time.sleep(0.05)
+        return self
+
+    def url(self, path: str, http2: bool = True) -> str:
+        port = self.h2_port if http2 else self.h1_port
+        return f'https://127.0.0.1:{port}{path}'
+
+    def access_log(self, http2: bool = True) -> list[list[str]]:
+        """Return the logged requests as [connection, protocol, uri,
+        status] lists.  nginx writes each line when a request ends."""
+        path = self.root / ('h2.log' if http2 else 'h1.log')
+        if not path.exists():
+            return []
+        return [line.split() for line in path.read_text().splitlines()]
+
+    def stop(self):
+        if self.process is not None and self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()

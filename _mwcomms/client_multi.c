@@ -1,0 +1,476 @@
+/*
+ * Client.request_many(): a batch of requests on one libcurl multi
+ * handle.  Every item is checked, signed and set up with the GIL held;
+ * then the whole batch runs with the GIL released, and the responses
+ * are built with the GIL held again.
+ */
+#include "client.h"
+
+#include <string.h>
+#include <time.h>
+
+/* Longest wait in curl_multi_poll (milliseconds), and so the interval
+ * of the signal checks on the main thread. */
+#define POLL_INTERVAL_MS 100
+
+typedef struct {
+    mw_request request;
+    mw_transfer transfer;
+    char error_buffer[CURL_ERROR_SIZE];
+    CURL *easy;
+    int ready;                   /* set up, waiting to be added */
+    int done;
+    CURLcode code;
+    PyObject *result;            /* Response or exception instance */
+} batch_item;
+
+typedef struct {
+    PyObject *timeout;
+    PyObject *verify;
+    int accept_encoding;
+    PyObject *proxy;
+    PyObject *noproxy;
+} batch_options;
+
+/* Turn the current exception into the item's result. */
+static void
+store_exception(batch_item *item)
+{
+    PyObject *type = NULL;
+    PyObject *value = NULL;
+    PyObject *traceback = NULL;
+
+    PyErr_Fetch(&type, &value, &traceback);
+    PyErr_NormalizeException(&type, &value, &traceback);
+    if (value != NULL && traceback != NULL) {
+        PyException_SetTraceback(value, traceback);
+    }
+    item->result = value;
+    Py_XDECREF(type);
+    Py_XDECREF(traceback);
+}
+
+/* Read method, url, headers, body and auth from a dict or a tuple. */
+static int
+unpack_item(PyObject *entry, PyObject **fields)
+{
+    static const char *const names[] = {
+        "method", "url", "headers", "body", "auth", NULL
+    };
+
+    fields[0] = NULL;
+    for (int i = 1; i < 5; i++) {
+        fields[i] = Py_None;
+    }
+    if (PyDict_Check(entry)) {
+        PyObject *key;
+        PyObject *value;
+        Py_ssize_t position = 0;
+
+        while (PyDict_Next(entry, &position, &key, &value)) {
+            int known = 0;
+
+            for (int i = 0; names[i] != NULL; i++) {
+                if (PyUnicode_Check(key)
+                        && PyUnicode_CompareWithASCIIString(key, names[i])
+                           == 0) {
+                    fields[i] = value;
+                    known = 1;
+                }
+            }
+            if (!known) {
+                PyErr_Format(PyExc_TypeError,
+                             "unknown request key %R: expected method, url, "
+                             "headers, body or auth", key);
+                return -1;
+            }
+        }
+        if (fields[1] == Py_None) {
+            PyErr_SetString(PyExc_TypeError, "the request has no url");
+            return -1;
+        }
+        return 0;
+    }
+    if (PyTuple_Check(entry)) {
+        Py_ssize_t size = PyTuple_GET_SIZE(entry);
+
+        if (size < 2 || size > 5) {
+            PyErr_Format(PyExc_TypeError,
+                         "a request tuple must be (method, url[, headers[, "
+                         "body[, auth]]]), got %zd items", size);
+            return -1;
+        }
+        for (Py_ssize_t i = 0; i < size; i++) {
+            fields[i] = PyTuple_GET_ITEM(entry, i);
+        }
+        return 0;
+    }
+    PyErr_Format(PyExc_TypeError,
+                 "each request must be a dict or a tuple, not %.100s",
+                 Py_TYPE(entry)->tp_name);
+    return -1;
+}
+
+/* Check, set up and sign one item.  Return 0, or -1 with an exception
+ * set that becomes the item's result. */
+static int
+prepare_item(PyObject *client, batch_item *item, PyObject *entry,
+             batch_options *options)
+{
+    PyObject *fields[5];
+    PyObject *method = NULL;
+    int result = -1;
+
+    if (unpack_item(entry, fields) < 0) {
+        return -1;
+    }
+    method = fields[0] != NULL ? Py_NewRef(fields[0])
+                               : PyUnicode_FromString("GET");
+    if (method == NULL) {
+        return -1;
+    }
+    if (mw_request_parse(&item->request, method, fields[1], fields[2],
+                         fields[3], options->timeout, options->verify,
+                         fields[4], options->accept_encoding) < 0
+            || mw_request_parse_proxy(&item->request, options->proxy,
+                                      options->noproxy) < 0) {
+        goto done;
+    }
+    if (item->request.body_kind == MW_BODY_STREAM) {
+        PyErr_SetString(PyExc_TypeError,
+                        "request_many bodies must be str, bytes-like, a "
+                        "Multipart or None: file-like and iterator bodies "
+                        "need request() or stream()");
+        goto done;
+    }
+    item->easy = mw_client_acquire(client);
+    if (item->easy == NULL) {
+        goto done;
+    }
+    if (mw_transfer_setup(item->easy, &item->request, &item->transfer,
+                          item->error_buffer,
+                          mw_client_max_response_size(client)) < 0) {
+        goto done;
+    }
+    /* One thread checks signals for the whole batch. */
+    item->transfer.check_signals = 0;
+    /* Wait for a connection that may multiplex instead of opening one
+     * per transfer before the server's HTTP/2 support is known. */
+    if (curl_easy_setopt(item->easy, CURLOPT_PIPEWAIT, 1L) != CURLE_OK) {
+        PyErr_SetString(mwcomms_Error,
+                        "curl_easy_setopt(CURLOPT_PIPEWAIT) failed");
+        goto done;
+    }
+    if (mw_request_authorize(&item->request) < 0) {
+        goto done;
+    }
+    if (curl_easy_setopt(item->easy, CURLOPT_HTTPHEADER,
+                         item->request.headers) != CURLE_OK) {
+        PyErr_SetString(mwcomms_Error,
+                        "curl_easy_setopt(CURLOPT_HTTPHEADER) failed");
+        goto done;
+    }
+    item->ready = 1;
+    result = 0;
+done:
+    Py_DECREF(method);
+    return result;
+}
+
+static int64_t
+monotonic_ms(void)
+{
+    struct timespec now;
+
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    return (int64_t)now.tv_sec * 1000 + now.tv_nsec / 1000000;
+}
+
+/* Run a signal check with the GIL taken for it.  Return 1 when a signal
+ * handler raised; its exception stays set in this thread's state. */
+static int
+signal_raised(void)
+{
+    PyGILState_STATE state = PyGILState_Ensure();
+    int raised = PyErr_CheckSignals() < 0;
+
+    PyGILState_Release(state);
+    return raised;
+}
+
+/*
+ * Run the batch without the GIL.  Return CURLM_OK, a CURLMcode error,
+ * or -1 when a signal handler raised (its exception is set).
+ */
+static int
+run_batch(CURLM *multi, batch_item *items, Py_ssize_t count,
+          Py_ssize_t max_concurrency, int check_signals)
+{
+    Py_ssize_t next = 0;
+    Py_ssize_t active = 0;
+    int64_t last_check = monotonic_ms();
+    CURLMcode code = CURLM_OK;
+
+    while (1) {
+        CURLMsg *message;
+        int running = 0;
+        int left = 0;
+
+        while (active < max_concurrency && next < count) {
+            batch_item *item = &items[next++];
+
+            if (!item->ready) {
+                continue;
+            }
+            code = curl_multi_add_handle(multi, item->easy);
+            if (code != CURLM_OK) {
+                return code;
+            }
+            item->ready = 0;
+            active++;
+        }
+        if (active == 0) {
+            return CURLM_OK;
+        }
+        code = curl_multi_perform(multi, &running);
+        if (code != CURLM_OK) {
+            return code;
+        }
+        while ((message = curl_multi_info_read(multi, &left)) != NULL) {
+            batch_item *item = NULL;
+
+            if (message->msg != CURLMSG_DONE) {
+                continue;
+            }
+            curl_easy_getinfo(message->easy_handle, CURLINFO_PRIVATE,
+                              (char **)&item);
+            item->done = 1;
+            item->code = message->data.result;
+            curl_multi_remove_handle(multi, item->easy);
+            active--;
+        }
+        if (active > 0 && next >= count) {
+            code = curl_multi_poll(multi, NULL, 0, POLL_INTERVAL_MS, NULL);
+        }
+        else if (active >= max_concurrency) {
+            code = curl_multi_poll(multi, NULL, 0, POLL_INTERVAL_MS, NULL);
+        }
+        if (code != CURLM_OK) {
+            return code;
+        }
+        if (check_signals) {
+            int64_t now = monotonic_ms();
+
+            if (now - last_check >= POLL_INTERVAL_MS) {
+                last_check = now;
+                if (signal_raised()) {
+                    return -1;
+                }
+            }
+        }
+    }
+}
+
+static int
+parse_options(PyObject *args, PyObject *kwargs, PyObject **requests,
+              Py_ssize_t *max_concurrency, batch_options *options)
+{
+    static char *keywords[] = {"requests", "max_concurrency", "timeout",
+                               "verify", "accept_encoding", "proxy",
+                               "noproxy", NULL};
+
+    *max_concurrency = 8;
+    options->timeout = Py_None;
+    options->verify = Py_True;
+    options->accept_encoding = 1;
+    options->proxy = Py_None;
+    options->noproxy = Py_None;
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "O|$nOOpOO:request_many",
+                                     keywords, requests, max_concurrency,
+                                     &options->timeout, &options->verify,
+                                     &options->accept_encoding,
+                                     &options->proxy, &options->noproxy)) {
+        return -1;
+    }
+    if (*max_concurrency < 1) {
+        PyErr_Format(PyExc_ValueError,
+                     "max_concurrency must be 1 or more, not %zd",
+                     *max_concurrency);
+        return -1;
+    }
+    return 0;
+}
+
+static CURLM *
+create_multi(Py_ssize_t max_concurrency)
+{
+    CURLM *multi = curl_multi_init();
+    long limit = max_concurrency > 10000 ? 10000L : (long)max_concurrency;
+
+    if (multi == NULL) {
+        PyErr_SetString(PyExc_MemoryError, "curl_multi_init failed");
+        return NULL;
+    }
+    if (curl_multi_setopt(multi, CURLMOPT_PIPELINING, CURLPIPE_MULTIPLEX)
+                != CURLM_OK
+            || curl_multi_setopt(multi, CURLMOPT_MAX_HOST_CONNECTIONS, limit)
+               != CURLM_OK
+            || curl_multi_setopt(multi, CURLMOPT_MAX_TOTAL_CONNECTIONS, limit)
+               != CURLM_OK) {
+        curl_multi_cleanup(multi);
+        PyErr_SetString(mwcomms_Error, "curl_multi_setopt failed");
+        return NULL;
+    }
+    return multi;
+}
+
+/* Build each finished item's Response or exception, and give every
+ * handle back: to the pool when its transfer completed. */
+static void
+collect_results(PyObject *client, batch_item *items, Py_ssize_t count)
+{
+    for (Py_ssize_t i = 0; i < count; i++) {
+        batch_item *item = &items[i];
+        long connects = 0;
+
+        if (item->easy == NULL) {
+            continue;
+        }
+        if (item->done) {
+            curl_easy_getinfo(item->easy, CURLINFO_NUM_CONNECTS, &connects);
+            mw_client_count(client, connects);
+        }
+        if (item->done && item->result == NULL) {
+            if (item->code == CURLE_OK) {
+                item->result = mw_response_new(item->easy, &item->transfer);
+            }
+            else {
+                mw_raise_transfer_error(item->code, item->error_buffer,
+                                        &item->request, &item->transfer);
+            }
+            if (item->result == NULL) {
+                store_exception(item);
+            }
+        }
+        mw_client_release(client, item->easy, item->done);
+        item->easy = NULL;
+    }
+}
+
+PyObject *
+mw_request_many(PyObject *client, PyObject *args, PyObject *kwargs)
+{
+    PyObject *requests = NULL;
+    PyObject *sequence = NULL;
+    Py_ssize_t max_concurrency;
+    batch_options options;
+    batch_item *items = NULL;
+    Py_ssize_t count = 0;
+    CURLM *multi = NULL;
+    PyObject *result = NULL;
+    int ran = CURLM_OK;
+
+    if (parse_options(args, kwargs, &requests, &max_concurrency,
+                      &options) < 0) {
+        return NULL;
+    }
+    if (mw_client_is_closed(client)) {
+        PyErr_SetString(PyExc_ValueError, "Client is closed");
+        return NULL;
+    }
+    sequence = PySequence_Fast(requests,
+                               "requests must be an iterable of requests");
+    if (sequence == NULL) {
+        return NULL;
+    }
+    count = PySequence_Fast_GET_SIZE(sequence);
+    items = PyMem_Calloc(count > 0 ? (size_t)count : 1, sizeof(*items));
+    if (items == NULL) {
+        PyErr_NoMemory();
+        goto done;
+    }
+    multi = create_multi(max_concurrency);
+    if (multi == NULL) {
+        goto done;
+    }
+    for (Py_ssize_t i = 0; i < count; i++) {
+        if (prepare_item(client, &items[i],
+                         PySequence_Fast_GET_ITEM(sequence, i),
+                         &options) < 0) {
+            store_exception(&items[i]);
+            items[i].ready = 0;
+        }
+        else if (curl_easy_setopt(items[i].easy, CURLOPT_PRIVATE,
+                                  (char *)&items[i]) != CURLE_OK) {
+            PyErr_SetString(mwcomms_Error,
+                            "curl_easy_setopt(CURLOPT_PRIVATE) failed");
+            store_exception(&items[i]);
+            items[i].ready = 0;
+        }
+        if (mw_client_is_closed(client)) {
+            PyErr_SetString(PyExc_ValueError, "Client is closed");
+            goto done;
+        }
+    }
+
+    {
+        int check_signals = mw_on_main_thread();
+
+        Py_BEGIN_ALLOW_THREADS
+        ran = run_batch(multi, items, count, max_concurrency, check_signals);
+        Py_END_ALLOW_THREADS
+    }
+    if (ran == -1) {
+        goto done;  /* the exception of a signal handler is set */
+    }
+    if (ran != CURLM_OK) {
+        PyErr_Format(mwcomms_Error, "libcurl multi interface failed: %s",
+                     curl_multi_strerror((CURLMcode)ran));
+        goto done;
+    }
+    collect_results(client, items, count);
+    result = PyList_New(count);
+    if (result == NULL) {
+        goto done;
+    }
+    for (Py_ssize_t i = 0; i < count; i++) {
+        PyObject *value = items[i].result != NULL ? items[i].result : Py_None;
+
+        PyList_SET_ITEM(result, i, Py_NewRef(value));
+    }
+done:
+    if (items != NULL) {
+        PyObject *type;
+        PyObject *value;
+        PyObject *traceback;
+
+        /* Keep the pending exception while releasing handles. */
+        PyErr_Fetch(&type, &value, &traceback);
+        if (multi != NULL) {
+            Py_BEGIN_ALLOW_THREADS
+            for (Py_ssize_t i = 0; i < count; i++) {
+                if (items[i].easy != NULL && !items[i].done) {
+                    curl_multi_remove_handle(multi, items[i].easy);
+                }
+            }
+            Py_END_ALLOW_THREADS
+        }
+        for (Py_ssize_t i = 0; i < count; i++) {
+            if (items[i].easy != NULL) {
+                mw_client_release(client, items[i].easy, items[i].done);
+            }
+            mw_transfer_clear(&items[i].transfer);
+            mw_request_clear(&items[i].request);
+            Py_XDECREF(items[i].result);
+        }
+        PyErr_Restore(type, value, traceback);
+        PyMem_Free(items);
+    }
+    if (multi != NULL) {
+        Py_BEGIN_ALLOW_THREADS
+        curl_multi_cleanup(multi);
+        Py_END_ALLOW_THREADS
+    }
+    Py_DECREF(sequence);
+    return result;
+}
