@@ -8,6 +8,10 @@ The leading underscore keeps pywikibot from warning about an unknown
 configuration variable.  ``install()`` may run while pywikibot is still
 importing (user-config.py runs inside ``import pywikibot``), so the
 modules it changes are patched as soon as they are imported.
+
+Settings live in :data:`options`, for example in user-config.py::
+
+    _mwcomms_ext.options.signed_get = False   # POST every OAuth request
 """
 from __future__ import annotations
 
@@ -16,11 +20,36 @@ import importlib.machinery
 import logging
 import sys
 import threading
+from dataclasses import dataclass
 
 import _mwcomms
 
-__all__ = ['install', 'installed', 'uninstall']
+__all__ = ['Options', 'install', 'installed', 'options', 'uninstall']
 __version__ = '0.1.0'
+
+
+@dataclass
+class Options:
+
+    """Settings of the pywikibot integration, read on every use.
+
+    :ivar signed_get: let pywikibot send API reads as GET when OAuth is
+        on, as it does without OAuth; False restores pywikibot's rule that
+        every OAuth request is a POST.  Either way pywikibot still needs
+        https or ``enable_GET_without_SSL`` for GET.
+    :ivar correct_clock_skew: when a wiki rejects the OAuth timestamp,
+        store its clock offset on the host's signer and send the request
+        once more
+    :ivar max_nonce_retries: how many times a request that the wiki
+        rejects with "Nonce already used" is sent again with a new nonce
+    """
+
+    signed_get: bool = True
+    correct_clock_skew: bool = True
+    max_nonce_retries: int = 2
+
+
+options = Options()
 
 logging.getLogger('pywikibot_ext').addHandler(logging.NullHandler())
 
@@ -51,9 +80,41 @@ def _patch_site_detect(module) -> None:
     module.fetch = _pywikibot.fetch
 
 
+def _replace(module, path: str, value) -> None:
+    """Set module.<path> (e.g. 'Request._use_get'), keeping the original."""
+    owner_path, _, attribute = path.rpartition('.')
+    owner = module
+    for name in owner_path.split('.') if owner_path else ():
+        owner = getattr(owner, name)
+    _originals.setdefault((module.__name__, path), getattr(owner, attribute))
+    setattr(owner, attribute, value)
+
+
+def _patch_api_requests(module) -> None:
+    # OAuth errors become typed exceptions, and GET stays GET under OAuth.
+    from pywikibot_ext import _api
+
+    request = module.Request
+    _replace(module, 'Request._internal_api_error',
+             _api.wrap_internal_api_error(
+                 request.__dict__['_internal_api_error']))
+    _replace(module, 'Request._use_get',
+             _api.wrap_use_get(request.__dict__['_use_get']))
+
+
+def _patch_login(module) -> None:
+    # pywikibot.login and pywikibot.scripts.login both bind the name.
+    from pywikibot_ext import _login
+
+    _replace(module, 'OauthLoginManager', _login.OauthLoginManager)
+
+
 _PATCHES = {
     'pywikibot.comms.http': _patch_http,
     'pywikibot.site_detect': _patch_site_detect,
+    'pywikibot.data.api._requests': _patch_api_requests,
+    'pywikibot.login': _patch_login,
+    'pywikibot.scripts.login': _patch_login,
 }
 
 
@@ -95,11 +156,14 @@ _finder = _PatchingFinder()
 
 
 def install() -> None:
-    """Route pywikibot's HTTP requests through mwcomms.
+    """Route pywikibot's HTTP requests and OAuth through mwcomms.
 
-    Patches ``pywikibot.comms.http`` (``fetch``, ``request``, ``session``)
-    and ``pywikibot.site_detect.fetch``, now if they are imported, else
-    when they are.  Calling it again does nothing.
+    Patches ``pywikibot.comms.http`` (``fetch``, ``request``, ``session``),
+    ``pywikibot.site_detect.fetch``, ``api.Request._internal_api_error``
+    and ``_use_get`` (see :mod:`pywikibot_ext._api`), and
+    ``OauthLoginManager`` in ``pywikibot.login`` and
+    ``pywikibot.scripts.login``; now if they are imported, else when
+    they are.  Calling it again does nothing.
     """
     global _installed
     with _lock:
@@ -121,10 +185,14 @@ def uninstall() -> None:
         _installed = False
         if _finder in sys.meta_path:
             sys.meta_path.remove(_finder)
-        for (module_name, attribute), value in _originals.items():
-            module = sys.modules.get(module_name)
-            if module is not None:
-                setattr(module, attribute, value)
+        for (module_name, path), value in _originals.items():
+            owner = sys.modules.get(module_name)
+            if owner is None:
+                continue
+            owner_path, _, attribute = path.rpartition('.')
+            for name in owner_path.split('.') if owner_path else ():
+                owner = getattr(owner, name)
+            setattr(owner, attribute, value)
         _originals.clear()
 
 

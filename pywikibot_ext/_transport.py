@@ -23,6 +23,14 @@ from requests.utils import requote_uri
 
 import _mwcomms
 
+from pywikibot_ext import options
+from pywikibot_ext._oauth_text import (
+    API_ERROR_CODE,
+    INDEX_ERROR_CODE,
+    clock_offset,
+    expired_timestamps,
+    server_time_from_date,
+)
 from pywikibot_ext._response import (
     CookieResponse,
     Response,
@@ -74,9 +82,15 @@ class Transport:
 
     # -- credentials ------------------------------------------------------
 
-    def oauth_for(self, credentials: tuple) -> _mwcomms.OAuth1:
-        """Return the cached OAuth1 signer for a 4-tuple of tokens."""
-        signer = self._oauth.get(credentials)
+    def oauth_for(self, credentials: tuple,
+                  host: str | None = None) -> _mwcomms.OAuth1:
+        """Return the cached OAuth1 signer for a 4-tuple of tokens.
+
+        Each host gets its own signer, so that the clock offset learned
+        from one wiki (see :meth:`request`) applies to that wiki only.
+        """
+        key = (credentials, host)
+        signer = self._oauth.get(key)
         if signer is None:
             if not all(isinstance(item, str) for item in credentials):
                 raise TypeError(
@@ -84,7 +98,7 @@ class Transport:
                     'key, consumer secret, access key, access secret')
             signer = _mwcomms.OAuth1(*credentials)
             with self._oauth_lock:
-                self._oauth.setdefault(credentials, signer)
+                signer = self._oauth.setdefault(key, signer)
         return signer
 
     # -- the request ------------------------------------------------------
@@ -120,9 +134,24 @@ class Transport:
         verify = self._verify_option(verify)
 
         history = []
+        clock_corrected = False
         while True:
             response = self._send_once(method, url, send_headers, body,
                                        signer, cookies, timeout, verify)
+            if (signer is not None and not clock_corrected
+                    and options.correct_clock_skew):
+                server_time = rejected_timestamp_server_time(response)
+                if server_time is not None:
+                    # The wiki checks the OAuth header in its session
+                    # provider, before the API module or special page runs,
+                    # so a request rejected for its timestamp changed
+                    # nothing and even a POST edit can be sent again.  The
+                    # C client signs each call with a new nonce and
+                    # timestamp, and clock_corrected limits this to one
+                    # resend per request.
+                    self._correct_clock(signer, url, server_time)
+                    clock_corrected = True
+                    continue
             location = None
             if allow_redirects and response.status_code in REDIRECT_STATUSES:
                 location = response.headers.get('location')
@@ -195,6 +224,18 @@ class Transport:
     # -- helpers ----------------------------------------------------------
 
     @staticmethod
+    def _correct_clock(signer: _mwcomms.OAuth1, url: str,
+                       server_time: int) -> None:
+        """Store the wiki's clock offset on the signer of its host."""
+        old_offset = signer.clock_offset
+        signer.clock_offset = clock_offset(server_time)
+        logger.warning(
+            'OAuth: %s rejected the request timestamp; sending it once '
+            'more with clock_offset %+d s (was %+d s). Synchronise this '
+            "computer's clock (NTP) to avoid the extra request.",
+            urlsplit(url).netloc, signer.clock_offset, old_offset)
+
+    @staticmethod
     def _prepare_body(headers, data, files, json):
         """Encode data, files or json as requests does; return the body."""
         if files:
@@ -224,7 +265,7 @@ class Transport:
         if isinstance(auth, _mwcomms.OAuth1):
             return auth, None
         if isinstance(auth, tuple) and len(auth) == 4:
-            return self.oauth_for(auth), None
+            return self.oauth_for(auth, urlsplit(url).netloc), None
         if isinstance(auth, tuple) and len(auth) == 2:
             user, password = auth
             if isinstance(user, str):
@@ -309,6 +350,37 @@ class Transport:
                 and new.port in default_port):
             return False
         return changed_port or changed_scheme
+
+
+# An index.php OAuth error is a small JSON object; a longer body is some
+# other reply and is not searched.
+MAX_INDEX_ERROR_SIZE = 4096
+
+
+def rejected_timestamp_server_time(response: Response) -> int | None:
+    """Return the wiki's clock if it rejected the OAuth timestamp, else None.
+
+    Recognises api.php (header ``MediaWiki-API-Error:
+    mwoauth-invalid-authorization``) and index.php (JSON
+    ``mwoauth-oauth-exception``) replies whose reason is ``Expired
+    timestamp, yours X, ours Y``.  The wiki's clock is Y, or the Date
+    header when the text has no Y.
+    """
+    if response.status_code != 200:
+        return None
+    body = response._content
+    if not isinstance(body, bytes) or body.find(
+            b'Expired timestamp', 0, MAX_INDEX_ERROR_SIZE) < 0:
+        return None
+    api_error = response.headers.get('mediawiki-api-error') or ''
+    if not (api_error.startswith(API_ERROR_CODE)
+            or (len(body) <= MAX_INDEX_ERROR_SIZE
+                and INDEX_ERROR_CODE.encode() in body)):
+        return None
+    _, server_time = expired_timestamps(body.decode('utf-8', 'replace'))
+    if server_time is None:
+        server_time = server_time_from_date(response.headers.get('date'))
+    return server_time
 
 
 def _extra_cookie_header(cookies, url: str) -> str | None:
