@@ -43,10 +43,10 @@ STREAM_BLOCK = bytes(range(256)) * 4096
 def encode_body(encoding: str, data: bytes) -> bytes | None:
     """Compress data with the command line tool of encoding (br or zstd),
     or return None when the tool is not installed."""
-    tool = {'br': 'brotli', 'zstd': 'zstd'}[encoding]
-    if shutil.which(tool) is None:
+    command = {'br': ['brotli', '-c'], 'zstd': ['zstd', '-c', '-q']}[encoding]
+    if shutil.which(command[0]) is None:
         return None
-    result = subprocess.run([tool, '-c', '-q'], input=data,
+    result = subprocess.run(command, input=data,
                             capture_output=True, check=True)
     return result.stdout
 
@@ -531,6 +531,11 @@ class ForwardProxy(socketserver.ThreadingTCPServer):
         self.requests: list[tuple[str, str, str | None]] = []
         self.thread = threading.Thread(target=self.serve_forever,
                                        daemon=True)
+
+    def handle_error(self, request, client_address):
+        # Tunnels end when either side closes, often mid-write.
+        if not isinstance(sys.exc_info()[1], OSError):
+            super().handle_error(request, client_address)
 
     def record(self, method: str, target: str, authorization: str | None):
         with self.lock:

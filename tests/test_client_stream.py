@@ -276,3 +276,45 @@ def test_stream_chunk_size_invalid(client, http_server):
 def test_stream_not_constructible():
     with pytest.raises(TypeError):
         _mwcomms.StreamResponse()
+
+
+# -- content encodings ----------------------------------------------------
+
+@pytest.mark.parametrize('encoding, feature', [
+    ('br', 'brotli'), ('zstd', 'zstd'), ('gzip', 'libz')])
+def test_encoding_decoded(client, http_server, encoding, feature):
+    if feature not in _mwcomms.curl_features():
+        pytest.skip(f'libcurl is built without {feature}')
+    if encoding != 'gzip' and servers.encode_body(encoding, b'x') is None:
+        pytest.skip(f'no command line encoder for {encoding}')
+    url = http_server.url(f'/encoded?encoding={encoding}')
+    response = client.request('GET', url)
+    assert response.get_header('content-encoding') == encoding
+    assert response.body == servers.COMPRESSIBLE
+    with client.stream('GET', url) as r:
+        assert r.read() == servers.COMPRESSIBLE
+
+
+def test_accept_encoding_lists(client, http_server):
+    import json
+    response = client.request('GET', http_server.url('/echo'))
+    headers = {n.lower(): v for n, v in json.loads(response.body)['headers']}
+    features = _mwcomms.curl_features()
+    for encoding, feature in (('br', 'brotli'), ('zstd', 'zstd')):
+        if feature in features:
+            assert encoding in headers['accept-encoding']
+
+
+@pytest.mark.parametrize('encoding', ['gzip', 'zstd', 'br'])
+def test_decompression_bomb_bounded(http_server, encoding):
+    if encoding != 'gzip' and servers.encode_body(encoding, b'x') is None:
+        pytest.skip(f'no command line encoder for {encoding}')
+    url = http_server.url(f'/encoded?encoding={encoding}&size={64 * MIB}')
+    with _mwcomms.Client(max_response_size=MIB) as client:
+        with pytest.raises(_mwcomms.TransferError,
+                           match='max_response_size'):
+            client.request('GET', url)
+        with client.stream('GET', url) as r:
+            with pytest.raises(_mwcomms.TransferError,
+                               match='max_response_size'):
+                r.read()
