@@ -14,7 +14,6 @@
 #include <time.h>
 
 #include <openssl/bio.h>
-#include <openssl/core_names.h>
 #include <openssl/crypto.h>
 #include <openssl/err.h>
 #include <openssl/pem.h>
@@ -128,7 +127,7 @@ static int
 build_key(OAuth1Object *self, PyObject *consumer_secret,
           PyObject *token_secret)
 {
-    oauth_buf key = {NULL, 0, 0};
+    oauth_buf key = OAUTH_BUF_INIT;
     const char *data;
     const char *token_data = NULL;
     Py_ssize_t len, token_len = 0;
@@ -161,37 +160,6 @@ build_key(OAuth1Object *self, PyObject *consumer_secret,
 error:
     free_secret(&key.data, key.cap);
     return -1;
-}
-
-static EVP_MAC *hmac_algorithm = NULL;
-
-static int
-make_mac_template(OAuth1Object *self)
-{
-    OSSL_PARAM params[2];
-    EVP_MAC_CTX *ctx = NULL;
-    char *digest = self->creds.method == OAUTH_HMAC_SHA1 ? "SHA1" : "SHA256";
-
-    if (hmac_algorithm == NULL) {
-        hmac_algorithm = EVP_MAC_fetch(NULL, "HMAC", NULL);
-        if (hmac_algorithm == NULL) {
-            return oauth_raise_openssl(mwcomms_OAuthError,
-                                       "OpenSSL has no HMAC implementation");
-        }
-    }
-    params[0] = OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_DIGEST,
-                                                 digest, 0);
-    params[1] = OSSL_PARAM_construct_end();
-    ctx = EVP_MAC_CTX_new(hmac_algorithm);
-    if (ctx == NULL
-            || EVP_MAC_init(ctx, (const unsigned char *)self->creds.key,
-                            self->creds.key_len, params) != 1) {
-        EVP_MAC_CTX_free(ctx);
-        return oauth_raise_openssl(mwcomms_OAuthError,
-                                   "HMAC key setup failed");
-    }
-    self->creds.mac_template = ctx;
-    return 0;
 }
 
 /* Never prompt for a passphrase: an encrypted key fails to load. */
@@ -304,7 +272,7 @@ OAuth1_clear(OAuth1Object *self)
     if (self->key != NULL) {
         free_secret(&self->key, self->key_cap);
     }
-    EVP_MAC_CTX_free(self->creds.mac_template);
+    oauth_credentials_release(&self->creds);
     EVP_PKEY_free(self->creds.rsa_key);
     memset(&self->creds, 0, sizeof(self->creds));
     PyMem_Free(self->consumer_key);
@@ -451,12 +419,6 @@ OAuth1_init(OAuth1Object *self, PyObject *args, PyObject *kwargs)
                      "'RSA-SHA1', not '%s'", self->creds.method_name);
         goto error;
     }
-    if ((self->creds.method == OAUTH_HMAC_SHA1
-            || self->creds.method == OAUTH_HMAC_SHA256)
-            && make_mac_template(self) < 0) {
-        goto error;
-    }
-
     self->consumer_key_obj = PyUnicode_FromString(self->consumer_key);
     self->method_obj = PyUnicode_FromString(self->creds.method_name);
     if (self->consumer_key_obj == NULL || self->method_obj == NULL) {
@@ -479,6 +441,9 @@ OAuth1_init(OAuth1Object *self, PyObject *args, PyObject *kwargs)
     self->creds.realm = self->realm;
     self->creds.callback = self->callback;
     self->creds.verifier = self->verifier;
+    if (oauth_credentials_prepare(&self->creds) < 0) {
+        goto error;
+    }
     self->initialized = 1;
     return 0;
 error:
@@ -505,7 +470,7 @@ typedef struct {
     oauth_request request;
     Py_buffer body_view;
     PyObject *content_type;     /* new reference or NULL */
-    char nonce[33];
+    char nonce[OAUTH_NONCE_LEN + 1];
     char timestamp[24];
 } sign_call;
 
@@ -518,8 +483,83 @@ sign_call_release(sign_call *call)
     Py_CLEAR(call->content_type);
 }
 
+/* Return 1 if header name (str or bytes) is Content-Type in any case, 0
+ * for another name, or -1 with TypeError for a name of another type. */
+static int
+is_content_type_name(PyObject *name)
+{
+    static const char lower[] = "content-type";
+    const char *text;
+    size_t i;
+
+    if (PyUnicode_Check(name)) {
+        /* A name with non-ASCII characters cannot match. */
+        if (PyUnicode_GET_LENGTH(name) != 12 || !PyUnicode_IS_ASCII(name)) {
+            return 0;
+        }
+        text = (const char *)PyUnicode_1BYTE_DATA(name);
+    }
+    else if (PyBytes_Check(name)) {
+        if (PyBytes_GET_SIZE(name) != 12) {
+            return 0;
+        }
+        text = PyBytes_AS_STRING(name);
+    }
+    else {
+        PyErr_Format(PyExc_TypeError,
+                     "header names must be str or bytes, not %.100s",
+                     Py_TYPE(name)->tp_name);
+        return -1;
+    }
+    for (i = 0; i < 12; i++) {
+        if (Py_TOLOWER((unsigned char)text[i]) != lower[i]) {
+            return 0;
+        }
+    }
+    return 1;
+}
+
+static int
+check_content_type_value(PyObject *value)
+{
+    if (!PyUnicode_Check(value) && !PyBytes_Check(value)) {
+        PyErr_Format(PyExc_TypeError,
+                     "Content-Type header must be str or bytes, not %.100s",
+                     Py_TYPE(value)->tp_name);
+        return -1;
+    }
+    return 0;
+}
+
+/* Return a new reference to the Content-Type value of a dict, Py_None if
+ * absent, or NULL on error.  Walks the dict in place, without a list of
+ * items. */
+static PyObject *
+find_content_type_in_dict(PyObject *headers)
+{
+    Py_ssize_t pos = 0;
+    PyObject *name, *value, *found = Py_None;
+
+    /* Neither check below runs Python code, so the borrowed references
+     * stay valid. */
+    while (PyDict_Next(headers, &pos, &name, &value)) {
+        int match = is_content_type_name(name);
+        if (match < 0) {
+            return NULL;
+        }
+        if (match) {
+            if (check_content_type_value(value) < 0) {
+                return NULL;
+            }
+            found = value;
+        }
+    }
+    return Py_NewRef(found);
+}
+
 /* Return a new reference to the Content-Type value in headers (a mapping
- * or an iterable of pairs), Py_None if absent, or NULL on error. */
+ * or an iterable of pairs), Py_None if absent, or NULL on error.  When
+ * several names match, the last one wins. */
 static PyObject *
 find_content_type(PyObject *headers)
 {
@@ -527,6 +567,9 @@ find_content_type(PyObject *headers)
 
     if (headers == Py_None) {
         return Py_NewRef(Py_None);
+    }
+    if (PyDict_CheckExact(headers)) {
+        return find_content_type_in_dict(headers);
     }
     if (PyDict_Check(headers)) {
         items = PyDict_Items(headers);
@@ -556,38 +599,22 @@ find_content_type(PyObject *headers)
         goto error;
     }
     while ((item = PyIter_Next(iterator)) != NULL) {
-        PyObject *name, *value;
+        int match;
         if (!PyTuple_Check(item) || PyTuple_GET_SIZE(item) != 2) {
             PyErr_SetString(PyExc_TypeError,
                             "each header must be a (name, value) pair");
             goto error;
         }
-        name = PyTuple_GET_ITEM(item, 0);
-        value = PyTuple_GET_ITEM(item, 1);
-        if (PyUnicode_Check(name)
-                ? PyUnicode_GET_LENGTH(name) == 12
-                : PyBytes_Check(name) && PyBytes_GET_SIZE(name) == 12) {
-            const char *text = PyUnicode_Check(name)
-                ? PyUnicode_AsUTF8(name) : PyBytes_AS_STRING(name);
-            if (text == NULL) {
+        match = is_content_type_name(PyTuple_GET_ITEM(item, 0));
+        if (match < 0) {
+            goto error;
+        }
+        if (match) {
+            PyObject *value = PyTuple_GET_ITEM(item, 1);
+            if (check_content_type_value(value) < 0) {
                 goto error;
             }
-            if (PyOS_strnicmp(text, "content-type", 12) == 0) {
-                if (!PyUnicode_Check(value) && !PyBytes_Check(value)) {
-                    PyErr_Format(PyExc_TypeError,
-                                 "Content-Type header must be str or "
-                                 "bytes, not %.100s",
-                                 Py_TYPE(value)->tp_name);
-                    goto error;
-                }
-                Py_XSETREF(found, Py_NewRef(value));
-            }
-        }
-        else if (!PyUnicode_Check(name) && !PyBytes_Check(name)) {
-            PyErr_Format(PyExc_TypeError,
-                         "header names must be str or bytes, not %.100s",
-                         Py_TYPE(name)->tp_name);
-            goto error;
+            Py_XSETREF(found, Py_NewRef(value));
         }
         Py_CLEAR(item);
     }
@@ -605,6 +632,25 @@ error:
     return NULL;
 }
 
+/* Write value in decimal and a NUL to out (room for 21 bytes).  Return
+ * the number of digits. */
+static size_t
+format_decimal(char *out, unsigned long long value)
+{
+    char digits[20];
+    size_t count = 0, i;
+
+    do {
+        digits[count++] = (char)('0' + value % 10);
+        value /= 10;
+    } while (value != 0);
+    for (i = 0; i < count; i++) {
+        out[i] = digits[count - 1 - i];
+    }
+    out[count] = '\0';
+    return count;
+}
+
 static int
 parse_timestamp(PyObject *timestamp, char *out, size_t *out_len)
 {
@@ -620,7 +666,7 @@ parse_timestamp(PyObject *timestamp, char *out, size_t *out_len)
                             "integer");
             return -1;
         }
-        *out_len = (size_t)PyOS_snprintf(out, 24, "%lld", value);
+        *out_len = format_decimal(out, (unsigned long long)value);
         return 0;
     }
     if (PyUnicode_Check(timestamp)) {
@@ -668,75 +714,99 @@ current_timestamp(OAuth1Object *self, sign_call *call)
                         "clock_offset makes the timestamp negative");
         return -1;
     }
-    call->request.timestamp_len = (size_t)PyOS_snprintf(
-        call->timestamp, sizeof(call->timestamp), "%lld", value);
+    call->request.timestamp_len = format_decimal(call->timestamp,
+                                                 (unsigned long long)value);
     call->request.timestamp = call->timestamp;
     return 0;
 }
 
-/* Convert the arguments shared by sign(), signature_base_string() and
- * signed_parameters().  With need_fixed, nonce and timestamp are
- * required. */
+/* Parameters of sign(), signature_base_string() and signed_parameters():
+ * the first SIGN_POSITIONAL may be passed by position, and the first
+ * SIGN_REQUIRED are required. */
+enum {
+    ARG_METHOD, ARG_URL, ARG_HEADERS, ARG_BODY, ARG_NONCE, ARG_TIMESTAMP,
+    SIGN_ARG_COUNT
+};
+#define SIGN_POSITIONAL 4
+#define SIGN_REQUIRED 2
+
+static const char *const SIGN_KEYWORDS[SIGN_ARG_COUNT] = {
+    "method", "url", "headers", "body", "nonce", "timestamp"};
+/* Interned SIGN_KEYWORDS, so that most keyword lookups are a pointer
+ * comparison.  Set by mwcomms_oauth_init(). */
+static PyObject *sign_keyword_objects[SIGN_ARG_COUNT];
+
+/* Sort vectorcall arguments into values (NULL for each one not given),
+ * with the errors of PyArg_ParseTupleAndKeywords(). */
 static int
-parse_sign_call(OAuth1Object *self, PyObject *args, PyObject *kwargs,
-                const char *fname, int need_fixed, sign_call *call)
+parse_sign_arguments(const char *fname, PyObject *const *args,
+                     Py_ssize_t nargs, PyObject *kwnames, PyObject **values)
 {
-    static char *keywords[] = {"method", "url", "headers", "body", "nonce",
-                               "timestamp", NULL};
-    char format[32];
-    PyObject *method, *url, *headers = Py_None, *body = Py_None;
-    PyObject *nonce = Py_None, *timestamp = Py_None;
-    Py_ssize_t len;
+    Py_ssize_t i, keyword_count;
+    size_t j;
 
-    memset(call, 0, sizeof(*call));
-    if (check_initialized(self) < 0) {
-        return -1;
+    for (j = 0; j < SIGN_ARG_COUNT; j++) {
+        values[j] = NULL;
     }
-    PyOS_snprintf(format, sizeof(format), "UU|OO$OO:%s", fname);
-    if (!PyArg_ParseTupleAndKeywords(args, kwargs, format, keywords, &method,
-                                     &url, &headers, &body, &nonce,
-                                     &timestamp)) {
-        return -1;
-    }
-    if (need_fixed && (nonce == Py_None || timestamp == Py_None)) {
+    if (nargs > SIGN_POSITIONAL) {
         PyErr_Format(PyExc_TypeError,
-                     "%s() needs the keyword arguments nonce and timestamp",
-                     fname);
+                     "%s() takes at most %d positional arguments (%zd "
+                     "given)", fname, SIGN_POSITIONAL, nargs);
         return -1;
     }
-    call->request.method = text_argument(method, "method", &len);
-    if (call->request.method == NULL) {
-        return -1;
+    for (i = 0; i < nargs; i++) {
+        values[i] = args[i];
     }
-    call->request.method_len = (size_t)len;
-    call->request.url = PyUnicode_AsUTF8AndSize(url, &len);
-    if (call->request.url == NULL) {
-        return -1;
-    }
-    if ((size_t)len != strlen(call->request.url)) {
-        PyErr_SetString(mwcomms_InvalidURL,
-                        "invalid URL: it contains a NUL character");
-        return -1;
-    }
-    call->request.url_len = (size_t)len;
-
-    call->content_type = find_content_type(headers);
-    if (call->content_type == NULL) {
-        return -1;
-    }
-    if (PyUnicode_Check(call->content_type)) {
-        call->request.content_type = PyUnicode_AsUTF8AndSize(
-            call->content_type, &len);
-        if (call->request.content_type == NULL) {
+    keyword_count = kwnames != NULL ? PyTuple_GET_SIZE(kwnames) : 0;
+    for (i = 0; i < keyword_count; i++) {
+        PyObject *name = PyTuple_GET_ITEM(kwnames, i);
+        for (j = 0; j < SIGN_ARG_COUNT; j++) {
+            if (name == sign_keyword_objects[j]) {
+                break;
+            }
+        }
+        if (j == SIGN_ARG_COUNT) {
+            for (j = 0; j < SIGN_ARG_COUNT; j++) {
+                if (PyUnicode_CompareWithASCIIString(name,
+                                                     SIGN_KEYWORDS[j]) == 0) {
+                    break;
+                }
+            }
+        }
+        if (j == SIGN_ARG_COUNT) {
+            PyErr_Format(PyExc_TypeError,
+                         "%s() got an unexpected keyword argument '%S'",
+                         fname, name);
             return -1;
         }
-        call->request.content_type_len = (size_t)len;
+        if (values[j] != NULL) {
+            PyErr_Format(PyExc_TypeError,
+                         "%s() got multiple values for argument '%s'",
+                         fname, SIGN_KEYWORDS[j]);
+            return -1;
+        }
+        values[j] = args[nargs + i];
     }
-    else if (PyBytes_Check(call->content_type)) {
-        call->request.content_type = PyBytes_AS_STRING(call->content_type);
-        call->request.content_type_len =
-            (size_t)PyBytes_GET_SIZE(call->content_type);
+    for (j = 0; j < SIGN_REQUIRED; j++) {
+        if (values[j] == NULL) {
+            PyErr_Format(PyExc_TypeError,
+                         "%s() missing required argument '%s' (pos %zu)",
+                         fname, SIGN_KEYWORDS[j], j + 1);
+            return -1;
+        }
     }
+    for (j = SIGN_REQUIRED; j < SIGN_ARG_COUNT; j++) {
+        if (values[j] == NULL) {
+            values[j] = Py_None;
+        }
+    }
+    return 0;
+}
+
+static int
+parse_body(PyObject *body, sign_call *call)
+{
+    Py_ssize_t len;
 
     if (PyUnicode_Check(body)) {
         call->request.body = PyUnicode_AsUTF8AndSize(body, &len);
@@ -758,29 +828,102 @@ parse_sign_call(OAuth1Object *self, PyObject *args, PyObject *kwargs,
         call->request.body = call->body_view.buf;
         call->request.body_len = (size_t)call->body_view.len;
     }
+    return 0;
+}
+
+static int
+parse_nonce(PyObject *nonce, sign_call *call)
+{
+    Py_ssize_t len;
 
     if (nonce == Py_None) {
         if (oauth_make_nonce(call->nonce) < 0) {
             return -1;
         }
         call->request.nonce = call->nonce;
-        call->request.nonce_len = 32;
+        call->request.nonce_len = OAUTH_NONCE_LEN;
+        return 0;
     }
-    else {
-        call->request.nonce = text_argument(nonce, "nonce", &len);
-        if (call->request.nonce == NULL) {
+    call->request.nonce = text_argument(nonce, "nonce", &len);
+    if (call->request.nonce == NULL) {
+        return -1;
+    }
+    if (len == 0) {
+        PyErr_SetString(PyExc_ValueError, "nonce must not be empty");
+        return -1;
+    }
+    call->request.nonce_len = (size_t)len;
+    return 0;
+}
+
+/* Convert the arguments shared by sign(), signature_base_string() and
+ * signed_parameters(), sorted by parse_sign_arguments().  With need_fixed,
+ * nonce and timestamp are required.  The caller zeroes call first and
+ * releases it with sign_call_release() whatever this returns. */
+static int
+parse_sign_call(OAuth1Object *self, PyObject **values, const char *fname,
+                int need_fixed, sign_call *call)
+{
+    PyObject *method = values[ARG_METHOD], *url = values[ARG_URL];
+    Py_ssize_t len;
+
+    if (check_initialized(self) < 0) {
+        return -1;
+    }
+    if (need_fixed && (values[ARG_NONCE] == Py_None
+                       || values[ARG_TIMESTAMP] == Py_None)) {
+        PyErr_Format(PyExc_TypeError,
+                     "%s() needs the keyword arguments nonce and timestamp",
+                     fname);
+        return -1;
+    }
+    call->request.method = text_argument(method, "method", &len);
+    if (call->request.method == NULL) {
+        return -1;
+    }
+    call->request.method_len = (size_t)len;
+    if (!PyUnicode_Check(url)) {
+        PyErr_Format(PyExc_TypeError, "%s() argument 'url' must be str, "
+                     "not %.100s", fname, Py_TYPE(url)->tp_name);
+        return -1;
+    }
+    call->request.url = PyUnicode_AsUTF8AndSize(url, &len);
+    if (call->request.url == NULL) {
+        return -1;
+    }
+    if (memchr(call->request.url, '\0', (size_t)len) != NULL) {
+        PyErr_SetString(mwcomms_InvalidURL,
+                        "invalid URL: it contains a NUL character");
+        return -1;
+    }
+    call->request.url_len = (size_t)len;
+
+    call->content_type = find_content_type(values[ARG_HEADERS]);
+    if (call->content_type == NULL) {
+        return -1;
+    }
+    if (PyUnicode_Check(call->content_type)) {
+        call->request.content_type = PyUnicode_AsUTF8AndSize(
+            call->content_type, &len);
+        if (call->request.content_type == NULL) {
             return -1;
         }
-        if (len == 0) {
-            PyErr_SetString(PyExc_ValueError, "nonce must not be empty");
-            return -1;
-        }
-        call->request.nonce_len = (size_t)len;
+        call->request.content_type_len = (size_t)len;
     }
-    if (timestamp == Py_None) {
+    else if (PyBytes_Check(call->content_type)) {
+        call->request.content_type = PyBytes_AS_STRING(call->content_type);
+        call->request.content_type_len =
+            (size_t)PyBytes_GET_SIZE(call->content_type);
+    }
+
+    if (parse_body(values[ARG_BODY], call) < 0
+            || parse_nonce(values[ARG_NONCE], call) < 0) {
+        return -1;
+    }
+    if (values[ARG_TIMESTAMP] == Py_None) {
         return current_timestamp(self, call);
     }
-    if (parse_timestamp(timestamp, call->timestamp,
+    if (parse_timestamp(values[ARG_TIMESTAMP], call->timestamp,
                         &call->request.timestamp_len) < 0) {
         return -1;
     }
@@ -788,18 +931,55 @@ parse_sign_call(OAuth1Object *self, PyObject *args, PyObject *kwargs,
     return 0;
 }
 
+/* Parse the arguments of fname and sign into out.  Return 0, or -1 with
+ * an exception set.  The caller releases call. */
+static int
+sign_arguments(OAuth1Object *self, const char *fname, int need_fixed,
+               PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames,
+               sign_call *call, oauth_output *out)
+{
+    PyObject *values[SIGN_ARG_COUNT];
+
+    if (parse_sign_arguments(fname, args, nargs, kwnames, values) < 0
+            || parse_sign_call(self, values, fname, need_fixed, call) < 0
+            || oauth_sign(&self->creds, &call->request, out) < 0) {
+        return -1;
+    }
+    return 0;
+}
+
+/* Return a str of the len ASCII characters at data.  Only for text that
+ * the signer built from percent-encoded values and fixed ASCII text, which
+ * is ASCII by construction, so it is copied without a check. */
 static PyObject *
-OAuth1_sign(OAuth1Object *self, PyObject *args, PyObject *kwargs)
+signer_ascii_string(const char *data, size_t len)
+{
+    PyObject *result = PyUnicode_New((Py_ssize_t)len, 127);
+
+    if (result != NULL) {
+        memcpy(PyUnicode_1BYTE_DATA(result), data, len);
+    }
+    return result;
+}
+
+/* Typical headers fit, so sign() needs no heap buffer. */
+#define HEADER_STACK_SIZE 1024
+
+static PyObject *
+OAuth1_sign(OAuth1Object *self, PyObject *const *args, Py_ssize_t nargs,
+            PyObject *kwnames)
 {
     sign_call call;
-    oauth_buf header = {NULL, 0, 0};
+    char storage[HEADER_STACK_SIZE];
+    oauth_buf header;
     oauth_output out = {NULL, &header, NULL};
     PyObject *result = NULL;
 
-    if (parse_sign_call(self, args, kwargs, "sign", 0, &call) == 0
-            && oauth_sign(&self->creds, &call.request, &out) == 0) {
-        result = PyUnicode_DecodeASCII(header.data, (Py_ssize_t)header.len,
-                                       "strict");
+    memset(&call, 0, sizeof(call));
+    oauth_buf_init(&header, storage, sizeof(storage));
+    if (sign_arguments(self, "sign", 0, args, nargs, kwnames, &call,
+                       &out) == 0) {
+        result = signer_ascii_string(header.data, header.len);
     }
     sign_call_release(&call);
     oauth_buf_free(&header);
@@ -807,19 +987,18 @@ OAuth1_sign(OAuth1Object *self, PyObject *args, PyObject *kwargs)
 }
 
 static PyObject *
-OAuth1_signature_base_string(OAuth1Object *self, PyObject *args,
-                             PyObject *kwargs)
+OAuth1_signature_base_string(OAuth1Object *self, PyObject *const *args,
+                             Py_ssize_t nargs, PyObject *kwnames)
 {
     sign_call call;
-    oauth_buf base = {NULL, 0, 0};
+    oauth_buf base = OAUTH_BUF_INIT;
     oauth_output out = {&base, NULL, NULL};
     PyObject *result = NULL;
 
-    if (parse_sign_call(self, args, kwargs, "signature_base_string", 1,
-                        &call) == 0
-            && oauth_sign(&self->creds, &call.request, &out) == 0) {
-        result = PyUnicode_DecodeASCII(base.data, (Py_ssize_t)base.len,
-                                       "strict");
+    memset(&call, 0, sizeof(call));
+    if (sign_arguments(self, "signature_base_string", 1, args, nargs,
+                       kwnames, &call, &out) == 0) {
+        result = signer_ascii_string(base.data, base.len);
     }
     sign_call_release(&call);
     oauth_buf_free(&base);
@@ -858,18 +1037,18 @@ decode_encoded(const char *data, size_t len)
 }
 
 static PyObject *
-OAuth1_signed_parameters(OAuth1Object *self, PyObject *args,
-                         PyObject *kwargs)
+OAuth1_signed_parameters(OAuth1Object *self, PyObject *const *args,
+                         Py_ssize_t nargs, PyObject *kwnames)
 {
     sign_call call;
-    oauth_buf params = {NULL, 0, 0};
+    oauth_buf params = OAUTH_BUF_INIT;
     oauth_output out = {NULL, NULL, &params};
     PyObject *result = NULL, *pair = NULL, *name = NULL, *value = NULL;
     size_t start = 0;
 
-    if (parse_sign_call(self, args, kwargs, "signed_parameters", 1,
-                        &call) < 0
-            || oauth_sign(&self->creds, &call.request, &out) < 0) {
+    memset(&call, 0, sizeof(call));
+    if (sign_arguments(self, "signed_parameters", 1, args, nargs, kwnames,
+                       &call, &out) < 0) {
         goto error;
     }
     result = PyList_New(0);
@@ -1036,13 +1215,13 @@ PyDoc_STRVAR(signed_parameters_doc,
 
 static PyMethodDef OAuth1_methods[] = {
     {"sign", (PyCFunction)(void (*)(void))OAuth1_sign,
-     METH_VARARGS | METH_KEYWORDS, sign_doc},
+     METH_FASTCALL | METH_KEYWORDS, sign_doc},
     {"signature_base_string",
      (PyCFunction)(void (*)(void))OAuth1_signature_base_string,
-     METH_VARARGS | METH_KEYWORDS, base_string_doc},
+     METH_FASTCALL | METH_KEYWORDS, base_string_doc},
     {"signed_parameters",
      (PyCFunction)(void (*)(void))OAuth1_signed_parameters,
-     METH_VARARGS | METH_KEYWORDS, signed_parameters_doc},
+     METH_FASTCALL | METH_KEYWORDS, signed_parameters_doc},
     {"__reduce__", (PyCFunction)OAuth1_refuse_pickle, METH_NOARGS, NULL},
     {"__reduce_ex__", (PyCFunction)OAuth1_refuse_pickle, METH_VARARGS, NULL},
     {"__getstate__", (PyCFunction)OAuth1_refuse_pickle, METH_NOARGS, NULL},
@@ -1082,7 +1261,7 @@ static PyTypeObject OAuth1_Type = {
 static PyObject *
 oauth_percent_encode(PyObject *module, PyObject *arg)
 {
-    oauth_buf out = {NULL, 0, 0};
+    oauth_buf out = OAUTH_BUF_INIT;
     const char *data;
     Py_ssize_t len;
     PyObject *result;
@@ -1113,17 +1292,81 @@ oauth_percent_encode(PyObject *module, PyObject *arg)
     return result;
 }
 
+/* Upper limits of _oauth_floor(), which holds no lock while it runs but
+ * should still end in seconds. */
+#define FLOOR_MAX_BYTES ((Py_ssize_t)1 << 24)
+#define FLOOR_MAX_ITERATIONS ((Py_ssize_t)100000000)
+
+static PyObject *
+oauth_floor(PyObject *module, PyObject *args, PyObject *kwargs)
+{
+    static char *keywords[] = {"n_bytes", "iterations", "pooled_nonce",
+                               NULL};
+    Py_ssize_t n_bytes, iterations;
+    int pooled_nonce = 0, rc;
+    double seconds = 0.0;
+
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "nn|$p:_oauth_floor",
+                                     keywords, &n_bytes, &iterations,
+                                     &pooled_nonce)) {
+        return NULL;
+    }
+    if (n_bytes < 0 || n_bytes > FLOOR_MAX_BYTES) {
+        PyErr_Format(PyExc_ValueError, "n_bytes must be 0 to %zd, not %zd",
+                     FLOOR_MAX_BYTES, n_bytes);
+        return NULL;
+    }
+    if (iterations < 1 || iterations > FLOOR_MAX_ITERATIONS) {
+        PyErr_Format(PyExc_ValueError,
+                     "iterations must be 1 to %zd, not %zd",
+                     FLOOR_MAX_ITERATIONS, iterations);
+        return NULL;
+    }
+    Py_BEGIN_ALLOW_THREADS
+    rc = oauth_time_floor((size_t)n_bytes, (size_t)iterations, pooled_nonce,
+                          &seconds);
+    Py_END_ALLOW_THREADS
+    if (rc < 0) {
+        return PyErr_Occurred() ? NULL
+            : (oauth_raise_openssl(mwcomms_OAuthError,
+                                   "timing the signature floor failed"),
+               NULL);
+    }
+    return PyFloat_FromDouble(seconds);
+}
+
 static PyMethodDef oauth_functions[] = {
     {"oauth_percent_encode", (PyCFunction)oauth_percent_encode, METH_O,
      PyDoc_STR("oauth_percent_encode(value)\n--\n\n"
                "Percent-encode str (as UTF-8) or bytes as in RFC 5849 "
                "section 3.6.")},
+    {"_oauth_floor", (PyCFunction)(void (*)(void))oauth_floor,
+     METH_VARARGS | METH_KEYWORDS,
+     PyDoc_STR("_oauth_floor(n_bytes, iterations, *, pooled_nonce=False)\n"
+               "--\n\n"
+               "Benchmark helper, not an API: return the mean seconds per\n"
+               "iteration of a nonce (RAND_bytes(), or the nonce pool when\n"
+               "pooled_nonce), HMAC-SHA1 over n_bytes bytes from a\n"
+               "precomputed key schedule, and base64.  The GIL is released\n"
+               "while it runs.")},
     {NULL},
 };
 
 int
 mwcomms_oauth_init(PyObject *module)
 {
+    size_t i;
+
+    for (i = 0; i < SIGN_ARG_COUNT; i++) {
+        if (sign_keyword_objects[i] == NULL) {
+            /* Kept for the life of the process, like interned names. */
+            sign_keyword_objects[i] = PyUnicode_InternFromString(
+                SIGN_KEYWORDS[i]);
+            if (sign_keyword_objects[i] == NULL) {
+                return -1;
+            }
+        }
+    }
     if (PyType_Ready(&OAuth1_Type) < 0
             || PyModule_AddObjectRef(module, "OAuth1",
                                      (PyObject *)&OAuth1_Type) < 0
@@ -1146,7 +1389,7 @@ mwcomms_oauth_authorization(PyObject *oauth, const char *method,
 {
     OAuth1Object *self = (OAuth1Object *)oauth;
     sign_call call;
-    oauth_buf header = {NULL, 0, 0};
+    oauth_buf header = OAUTH_BUF_INIT;
     oauth_output out = {NULL, &header, NULL};
 
     if (!mwcomms_oauth_check(oauth)) {
@@ -1168,7 +1411,7 @@ mwcomms_oauth_authorization(PyObject *oauth, const char *method,
     call.request.body_len = body != NULL && body_len > 0 ? (size_t)body_len
                                                          : 0;
     call.request.nonce = call.nonce;
-    call.request.nonce_len = 32;
+    call.request.nonce_len = OAUTH_NONCE_LEN;
     if (oauth_sign(&self->creds, &call.request, &out) < 0) {
         oauth_buf_free(&header);
         return NULL;

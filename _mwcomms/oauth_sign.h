@@ -18,6 +18,9 @@
 #define OAUTH_MAX_PARAMS 10000
 #define OAUTH_MAX_FIELD_LEN 4096
 
+/* Length of the nonce that oauth_make_nonce() writes: 32 hex digits. */
+#define OAUTH_NONCE_LEN 32
+
 typedef enum {
     OAUTH_HMAC_SHA1,
     OAUTH_HMAC_SHA256,
@@ -25,15 +28,33 @@ typedef enum {
     OAUTH_PLAINTEXT,
 } oauth_method;
 
-/* Growing byte buffer in PyMem memory, always NUL-terminated once
- * anything was appended. */
+/* Growing byte buffer, always NUL-terminated once anything was appended.
+ * It starts in caller-provided storage (often on the stack) when set up
+ * with oauth_buf_init(), and moves to PyMem memory when it outgrows it. */
 typedef struct {
     char *data;
     size_t len;
     size_t cap;
+    char *storage;              /* initial storage, never freed, or NULL */
 } oauth_buf;
 
-/* Immutable credential data read by the signer. */
+#define OAUTH_BUF_INIT {NULL, 0, 0, NULL}
+
+/* One name=value pair, both percent-encoded twice (as they appear in the
+ * signature base string). */
+typedef struct {
+    const char *name;
+    size_t name_len;
+    const char *value;
+    size_t value_len;
+} oauth_param;
+
+/* HMAC key schedule: hash states after the inner and outer padded key. */
+typedef struct oauth_hmac_key oauth_hmac_key;
+
+/* Immutable credential data read by the signer.  oauth.c fills the
+ * fields up to rsa_key, then oauth_credentials_prepare() derives the
+ * rest. */
 typedef struct {
     oauth_method method;
     const char *method_name;
@@ -47,8 +68,20 @@ typedef struct {
      * PLAINTEXT signature. */
     const char *key;
     size_t key_len;
-    EVP_MAC_CTX *mac_template;  /* HMAC methods: keyed context to copy */
     EVP_PKEY *rsa_key;          /* RSA-SHA1 only */
+
+    /* Set by oauth_credentials_prepare(). */
+    oauth_hmac_key *hmac_key;   /* HMAC methods only */
+    char *prepared;             /* PyMem block behind the strings below */
+    /* Authorization header up to the oauth_timestamp value, and from the
+     * closing quote of the oauth_nonce value up to the signature. */
+    const char *header_head;
+    size_t header_head_len;
+    const char *header_tail;
+    size_t header_tail_len;
+    /* oauth_* parameters that do not change between requests. */
+    oauth_param protocol[6];
+    size_t protocol_count;
 } oauth_credentials;
 
 /* One request to sign.  Strings are UTF-8 with explicit lengths. */
@@ -67,24 +100,32 @@ typedef struct {
     size_t timestamp_len;
 } oauth_request;
 
-/* Results of oauth_sign().  Each buffer the caller passes non-NULL is
- * filled; the caller frees all of them with oauth_buf_free(). */
+/* Results of oauth_sign().  oauth_sign() appends to each buffer that the
+ * caller passes non-NULL, and the caller frees it with oauth_buf_free(). */
 typedef struct {
     oauth_buf *base_string;
     oauth_buf *header;
-    /* Normalized parameters as name "=" value "&" ..., encoded. */
+    /* Normalized parameters as name "=" value "&" ..., encoded once. */
     oauth_buf *parameters;
 } oauth_output;
 
+/* Start buf empty in storage of size bytes (size > 0). */
+void oauth_buf_init(oauth_buf *buf, char *storage, size_t size);
 void oauth_buf_free(oauth_buf *buf);
 /* Make room for extra more bytes (and a NUL) without moving later. */
 int oauth_buf_reserve(oauth_buf *buf, size_t extra);
 int oauth_buf_append(oauth_buf *buf, const char *data, size_t len);
 int oauth_buf_append_encoded(oauth_buf *buf, const char *data, size_t len);
 
-/* Compute the signature of request with creds and fill out.  Return 0, or
- * -1 with an exception set (ValueError or InvalidURL for bad input,
- * OAuthError for OpenSSL failures). */
+/* Derive the HMAC key schedule, the fixed header parts and the fixed
+ * protocol parameters of creds.  Return 0, or -1 with an exception set.
+ * oauth_credentials_release() frees what it made, also after a failure. */
+int oauth_credentials_prepare(oauth_credentials *creds);
+void oauth_credentials_release(oauth_credentials *creds);
+
+/* Compute the signature of request with prepared creds and fill out.
+ * Return 0, or -1 with an exception set (ValueError or InvalidURL for bad
+ * input, OAuthError for OpenSSL failures). */
 int oauth_sign(const oauth_credentials *creds, const oauth_request *request,
                oauth_output *out);
 
@@ -92,8 +133,19 @@ int oauth_sign(const oauth_credentials *creds, const oauth_request *request,
  * then clear the queue.  Always return -1. */
 int oauth_raise_openssl(PyObject *exc, const char *message);
 
-/* Fill buf with 32 lower-case hex digits from 16 bytes of RAND_bytes.
- * buf must have room for 33 bytes.  Return 0 or -1 with an exception. */
+/* Fill buf with OAUTH_NONCE_LEN lower-case hex digits from 16 random
+ * bytes and a NUL.  The bytes come from a per-thread pool that one
+ * RAND_bytes() call refills (see oauth_sign.c).  Return 0 or -1 with an
+ * exception. */
 int oauth_make_nonce(char *buf);
+
+/* Time the part of an HMAC-SHA1 signature that no signer can skip: a
+ * nonce (one RAND_bytes() call, or one from the pool of
+ * oauth_make_nonce() when pooled_nonce), HMAC-SHA1 over data_len bytes
+ * from the precomputed key schedule, and base64.  Store the mean seconds
+ * per signature in *seconds.  Safe without the GIL.  Return 0, or -1 on
+ * an OpenSSL failure (its error queue is left for the caller). */
+int oauth_time_floor(size_t data_len, size_t iterations, int pooled_nonce,
+                     double *seconds);
 
 #endif /* MWCOMMS_OAUTH_SIGN_H */
