@@ -565,7 +565,8 @@ add_header(mw_request *request, PyObject *name, PyObject *value,
     else if (name_equals(name, "expect")) {
         request->has_expect = 1;
     }
-    else if (name_equals(name, "content-length")) {
+    else if (name_equals(name, "content-length")
+             && request->body_kind == MW_BODY_STREAM) {
         if (parse_content_length(request, name, value) < 0) {
             return -1;
         }

@@ -179,7 +179,10 @@ class Handler(http.server.BaseHTTPRequestHandler):
         """Yield the request body in pieces, chunked or by Content-Length."""
         if 'chunked' in self.headers.get('Transfer-Encoding', '').lower():
             while True:
-                size = int(self.rfile.readline().split(b';')[0], 16)
+                line = self.rfile.readline()
+                if not line.strip():
+                    return  # the client aborted the upload
+                size = int(line.split(b';')[0], 16)
                 if size == 0:
                     while self.rfile.readline() not in (b'\r\n', b'\n', b''):
                         pass
@@ -243,6 +246,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
         stall_after = int(self.query.get('stall_after', -1))
         stall = float(self.query.get('stall', '0'))
         chunked = self.query.get('chunked') == '1'
+
         self.send_response(200)
         self.send_header('Content-Type', 'application/octet-stream')
         if chunked:
@@ -250,6 +254,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
         else:
             self.send_header('Content-Length', str(size))
         self.end_headers()
+
         sent = 0
         while sent < size:
             piece = STREAM_BLOCK[:min(len(STREAM_BLOCK), size - sent)]
@@ -264,6 +269,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
                 continue
             self.write_piece(piece, chunked)
             sent += len(piece)
+
         if chunked:
             self.wfile.write(b'0\r\nX-Trailer: end\r\n\r\n')
         self.wfile.flush()
