@@ -16,6 +16,7 @@
 
 #include <limits.h>
 #include <pthread.h>
+#include <stdint.h>
 #include <string.h>
 #include <time.h>
 
@@ -82,8 +83,9 @@ oauth_buf_free(oauth_buf *buf)
     }
 }
 
-int
-oauth_buf_reserve(oauth_buf *buf, size_t extra)
+/* Grow buf for extra more bytes and a NUL. */
+static int
+buf_grow(oauth_buf *buf, size_t extra)
 {
     size_t need, cap;
     char *data;
@@ -119,10 +121,27 @@ oauth_buf_reserve(oauth_buf *buf, size_t extra)
     return 0;
 }
 
+/* oauth_buf_reserve() with the common case inlined.  The first test
+ * cannot overflow because cap is at most PY_SSIZE_T_MAX. */
+static inline int
+buf_reserve(oauth_buf *buf, size_t extra)
+{
+    if (extra < buf->cap - buf->len) {
+        return 0;
+    }
+    return buf_grow(buf, extra);
+}
+
+int
+oauth_buf_reserve(oauth_buf *buf, size_t extra)
+{
+    return buf_reserve(buf, extra);
+}
+
 int
 oauth_buf_append(oauth_buf *buf, const char *data, size_t len)
 {
-    if (oauth_buf_reserve(buf, len) < 0) {
+    if (buf_reserve(buf, len) < 0) {
         return -1;
     }
     if (len > 0) {
@@ -156,6 +175,33 @@ encode_once(char *p, const char *s, size_t n)
         }
     }
     return p;
+}
+
+/* Copy n bytes from s to p and return the end.  Most pieces of the base
+ * string are names and values of a few bytes, for which a call to
+ * memcpy() costs more than the copy: those are copied with at most two
+ * fixed-size, possibly overlapping moves. */
+static inline char *
+copy_piece(char *p, const char *s, size_t n)
+{
+    if (n >= 8 && n <= 16) {
+        memcpy(p, s, 8);
+        memcpy(p + n - 8, s + n - 8, 8);
+    }
+    else if (n >= 4 && n < 8) {
+        memcpy(p, s, 4);
+        memcpy(p + n - 4, s + n - 4, 4);
+    }
+    else if (n < 4) {
+        size_t i;
+        for (i = 0; i < n; i++) {
+            p[i] = s[i];
+        }
+    }
+    else {
+        memcpy(p, s, n);
+    }
+    return p + n;
 }
 
 /* Write octet c encoded twice ("%25" and two hex digits) at p. */
@@ -209,7 +255,7 @@ oauth_buf_append_encoded(oauth_buf *buf, const char *data, size_t len)
 {
     char *end;
 
-    if (len > PY_SSIZE_T_MAX / 4 || oauth_buf_reserve(buf, len * 3) < 0) {
+    if (len > PY_SSIZE_T_MAX / 4 || buf_reserve(buf, len * 3) < 0) {
         if (!PyErr_Occurred()) {
             PyErr_NoMemory();
         }
@@ -242,17 +288,18 @@ hex_value(char c)
 #define FORM_CHUNK 4096
 
 /* Append one name or value of an application/x-www-form-urlencoded string
- * (a query or a form body) to arena: "+" is a space and %XX an octet, and
- * the decoded octets are encoded with section 3.6, then encoded once more
- * as the base string needs.  part and base_offset only serve the error
- * message: the input itself is never echoed because a form body can
- * contain passwords. */
+ * (a query or a form body) to arena, from data[*pos] up to the next "&"
+ * (or "=" too when in_name) or the end, and leave *pos at that separator.
+ * "+" is a space and %XX an octet, and the decoded octets are encoded
+ * with section 3.6, then encoded once more as the base string needs.
+ * part only serves the error message: the input itself is never echoed
+ * because a form body can contain passwords. */
 static int
 append_form_component(oauth_buf *arena, const char *data, size_t len,
-                      const char *part, size_t base_offset)
+                      size_t *pos, int in_name, const char *part)
 {
     const unsigned char *octets = (const unsigned char *)data;
-    size_t i = 0, end;
+    size_t i = *pos, end;
     char *p;
     int high, low;
 
@@ -260,7 +307,7 @@ append_form_component(oauth_buf *arena, const char *data, size_t len,
         end = len - i > FORM_CHUNK ? i + FORM_CHUNK : len;
         /* Each pass of the inner loop starts before end, consumes one
          * octet or one escape and writes at most 5 bytes. */
-        if (oauth_buf_reserve(arena, 5 * (end - i)) < 0) {
+        if (buf_reserve(arena, 5 * (end - i)) < 0) {
             return -1;
         }
         p = arena->data + arena->len;
@@ -270,6 +317,9 @@ append_form_component(oauth_buf *arena, const char *data, size_t len,
                 *p++ = (char)c;
                 i++;
                 continue;
+            }
+            if (c == '&' || (c == '=' && in_name)) {
+                goto separator;
             }
             if (c == '+') {
                 c = ' ';
@@ -284,7 +334,7 @@ append_form_component(oauth_buf *arena, const char *data, size_t len,
                     PyErr_Format(PyExc_ValueError,
                                  "invalid percent escape in the %s at "
                                  "offset %zu: '%%' must be followed by two "
-                                 "hex digits", part, base_offset + i);
+                                 "hex digits", part, i);
                     return -1;
                 }
                 c = (unsigned char)(high * 16 + low);
@@ -302,6 +352,12 @@ append_form_component(oauth_buf *arena, const char *data, size_t len,
         arena->len = (size_t)(p - arena->data);
         arena->data[arena->len] = '\0';
     }
+    *pos = i;
+    return 0;
+separator:
+    arena->len = (size_t)(p - arena->data);
+    arena->data[arena->len] = '\0';
+    *pos = i;
     return 0;
 }
 
@@ -686,7 +742,8 @@ parse_url(const char *url, size_t url_len, url_parts *parts)
         return raise_bad_url(url, url_len, "missing host");
     }
     for (p = host; p < host_end; p++) {
-        if (strchr("\"<>\\^`{|}", *p) != NULL) {
+        if (!UNRESERVED[(unsigned char)*p]
+                && strchr("\"<>\\^`{|}", *p) != NULL) {
             return raise_bad_url(url, url_len, "invalid character in host");
         }
     }
@@ -778,40 +835,55 @@ write_base_uri(char *p, const url_parts *parts)
 #define VALUE_IN_ARENA 2
 
 /* One parameter.  While the arena can still move, a name or value in it
- * is kept as an offset; params_resolve() turns the offsets into
- * pointers. */
+ * is kept as an offset; params_resolve() turns the offsets into pointers
+ * and sets name_key. */
 typedef struct {
     oauth_param param;
     size_t name_off;
     size_t value_off;
     int in_arena;
+    uint64_t name_key;          /* see compare_entries() */
 } param_entry;
+
+/* Stack storage of a param_list. */
+typedef struct {
+    char arena[ARENA_STACK_SIZE];
+    param_entry entries[ENTRIES_STACK_COUNT];
+    const param_entry *order[ENTRIES_STACK_COUNT];
+} param_storage;
 
 typedef struct {
     oauth_buf arena;
     param_entry *entries;
     size_t count, cap;
-    param_entry *storage;       /* initial entries, never freed */
+    /* The entries in normalized order, set by params_sort(). */
+    const param_entry **order;
+    param_storage *storage;     /* initial storage, never freed */
 } param_list;
 
 static void
-params_init(param_list *params, char *arena_storage, size_t arena_size,
-            param_entry *entry_storage, size_t entry_count)
+params_init(param_list *params, param_storage *storage)
 {
-    oauth_buf_init(&params->arena, arena_storage, arena_size);
-    params->entries = params->storage = entry_storage;
+    oauth_buf_init(&params->arena, storage->arena, sizeof(storage->arena));
+    params->entries = storage->entries;
     params->count = 0;
-    params->cap = entry_count;
+    params->cap = Py_ARRAY_LENGTH(storage->entries);
+    params->order = NULL;
+    params->storage = storage;
 }
 
 static void
 params_free(param_list *params)
 {
     oauth_buf_free(&params->arena);
-    if (params->entries != params->storage) {
+    if (params->entries != params->storage->entries) {
         PyMem_Free(params->entries);
     }
-    params->entries = params->storage = NULL;
+    if (params->order != params->storage->order) {
+        PyMem_Free((void *)params->order);
+    }
+    params->entries = NULL;
+    params->order = NULL;
     params->count = params->cap = 0;
 }
 
@@ -827,7 +899,7 @@ params_new_entry(param_list *params)
     if (params->count == params->cap) {
         size_t cap = params->cap * 2;
         param_entry *entries;
-        if (params->entries == params->storage) {
+        if (params->entries == params->storage->entries) {
             entries = PyMem_Malloc(cap * sizeof(param_entry));
             if (entries != NULL) {
                 memcpy(entries, params->entries,
@@ -883,7 +955,7 @@ params_add_protocol(param_list *params, const char *name, const char *value,
         entry->in_arena = 0;
         return 0;
     }
-    if (oauth_buf_reserve(arena, 5 * value_len) < 0) {
+    if (buf_reserve(arena, 5 * value_len) < 0) {
         return -1;
     }
     entry->value_off = arena->len;
@@ -903,42 +975,53 @@ static int
 params_add_form(param_list *params, const char *data, size_t len,
                 const char *part)
 {
-    size_t start = 0;
+    oauth_buf *arena = &params->arena;
+    size_t i = 0;
 
-    while (start <= len) {
-        const char *pair = data + start;
-        const char *amp = memchr(pair, '&', len - start);
-        size_t pair_len = amp ? (size_t)(amp - pair) : len - start;
-        const char *eq;
+    while (i < len) {
         param_entry *entry;
 
-        if (pair_len > 0) {
-            size_t name_len;
-            entry = params_new_entry(params);
-            if (entry == NULL) {
-                return -1;
-            }
-            eq = memchr(pair, '=', pair_len);
-            name_len = eq ? (size_t)(eq - pair) : pair_len;
-            entry->in_arena = NAME_IN_ARENA | VALUE_IN_ARENA;
-            entry->name_off = params->arena.len;
-            if (append_form_component(&params->arena, pair, name_len, part,
-                                      start) < 0) {
-                return -1;
-            }
-            entry->param.name_len = params->arena.len - entry->name_off;
-            entry->value_off = params->arena.len;
-            if (eq != NULL
-                    && append_form_component(&params->arena, eq + 1,
-                                             pair_len - name_len - 1, part,
-                                             start + name_len + 1) < 0) {
-                return -1;
-            }
-            entry->param.value_len = params->arena.len - entry->value_off;
+        if (data[i] == '&') {
+            i++;
+            continue;
         }
-        start += pair_len + 1;
+        entry = params_new_entry(params);
+        if (entry == NULL) {
+            return -1;
+        }
+        entry->in_arena = NAME_IN_ARENA | VALUE_IN_ARENA;
+        entry->name_off = arena->len;
+        if (append_form_component(arena, data, len, &i, 1, part) < 0) {
+            return -1;
+        }
+        entry->param.name_len = arena->len - entry->name_off;
+        entry->value_off = arena->len;
+        if (i < len && data[i] == '=') {
+            i++;
+            if (append_form_component(arena, data, len, &i, 0, part) < 0) {
+                return -1;
+            }
+        }
+        entry->param.value_len = arena->len - entry->value_off;
+        /* data[i] is now "&" or i is len. */
+        i++;
     }
     return 0;
+}
+
+/* The first 8 bytes of s, zero-padded, as a big-endian number.  Built in
+ * a register: storing bytes and loading them as one word would stall on
+ * store forwarding. */
+static inline uint64_t
+make_name_key(const char *s, size_t len)
+{
+    uint64_t key = 0;
+    size_t i;
+
+    for (i = 0; i < 8; i++) {
+        key = key << 8 | (i < len ? (unsigned char)s[i] : 0);
+    }
+    return key;
 }
 
 /* Point the entries into the arena, which no longer moves. */
@@ -955,18 +1038,16 @@ params_resolve(param_list *params)
         if (entry->in_arena & VALUE_IN_ARENA) {
             entry->param.value = params->arena.data + entry->value_off;
         }
+        entry->name_key = make_name_key(entry->param.name,
+                                        entry->param.name_len);
     }
 }
 
 static inline int
 compare_bytes(const char *a, size_t a_len, const char *b, size_t b_len)
 {
-    int cmp;
+    int cmp = memcmp(a, b, a_len < b_len ? a_len : b_len);
 
-    if (a_len > 0 && b_len > 0 && a[0] != b[0]) {
-        return (unsigned char)a[0] - (unsigned char)b[0];
-    }
-    cmp = memcmp(a, b, a_len < b_len ? a_len : b_len);
     if (cmp != 0) {
         return cmp;
     }
@@ -974,41 +1055,90 @@ compare_bytes(const char *a, size_t a_len, const char *b, size_t b_len)
 }
 
 /* Order of section 3.4.1.3.2: encoded name, then encoded value, both in
- * ascending byte order. */
-static int
-compare_entries(const void *left, const void *right)
+ * ascending byte order.  Encoded names contain no NUL, so the zero-padded
+ * name_key orders names by their first 8 bytes, and equal keys with a
+ * name shorter than 8 bytes mean equal names. */
+static inline int
+compare_entries(const param_entry *a, const param_entry *b)
 {
-    const oauth_param *a = &((const param_entry *)left)->param;
-    const oauth_param *b = &((const param_entry *)right)->param;
-    int cmp = compare_bytes(a->name, a->name_len, b->name, b->name_len);
+    int cmp = 0;
 
+    if (a->name_key != b->name_key) {
+        return a->name_key < b->name_key ? -1 : 1;
+    }
+    if (a->param.name_len >= 8 && b->param.name_len >= 8) {
+        cmp = compare_bytes(a->param.name + 8, a->param.name_len - 8,
+                            b->param.name + 8, b->param.name_len - 8);
+    }
     if (cmp != 0) {
         return cmp;
     }
-    return compare_bytes(a->value, a->value_len, b->value, b->value_len);
+    return compare_bytes(a->param.value, a->param.value_len, b->param.value,
+                         b->param.value_len);
+}
+
+static int
+compare_entries_qsort(const void *left, const void *right)
+{
+    return compare_entries(*(const param_entry *const *)left,
+                           *(const param_entry *const *)right);
 }
 
 /* Entry count up to which insertion sort beats qsort(). */
 #define INSERTION_SORT_MAX 32
 
-static void
-params_sort(param_list *params)
+/* Set params->order to the entries in normalized order.  The first
+ * form_count entries come from the query and body in any order, and the
+ * rest are the protocol parameters, added in order.  Sorting pointers
+ * moves 8 bytes per step instead of a whole entry. */
+static int
+params_sort(param_list *params, size_t form_count)
 {
-    param_entry *entries = params->entries;
-    size_t i, j;
+    const param_entry **order = params->storage->order;
+    const param_entry *item;
+    size_t count = params->count, i, j, k;
 
-    if (params->count > INSERTION_SORT_MAX) {
-        qsort(entries, params->count, sizeof(param_entry), compare_entries);
-        return;
-    }
-    for (i = 1; i < params->count; i++) {
-        param_entry item = entries[i];
-        for (j = i; j > 0 && compare_entries(&entries[j - 1], &item) > 0;
-                j--) {
-            entries[j] = entries[j - 1];
+    if (count > Py_ARRAY_LENGTH(params->storage->order)) {
+        order = PyMem_Malloc(count * sizeof(*order));
+        if (order == NULL) {
+            PyErr_NoMemory();
+            return -1;
         }
-        entries[j] = item;
     }
+    params->order = order;
+    for (i = 0; i < form_count; i++) {
+        order[i] = &params->entries[i];
+    }
+    if (form_count > INSERTION_SORT_MAX) {
+        qsort((void *)order, form_count, sizeof(*order),
+              compare_entries_qsort);
+    }
+    else {
+        for (i = 1; i < form_count; i++) {
+            item = order[i];
+            for (j = i; j > 0 && compare_entries(order[j - 1], item) > 0;
+                    j--) {
+                order[j] = order[j - 1];
+            }
+            order[j] = item;
+        }
+    }
+    /* Merge in the sorted protocol entries from the back.  Slots from
+     * form_count on are free, and k = i + j stays above i. */
+    i = form_count;
+    j = count - form_count;
+    k = count;
+    while (j > 0) {
+        item = &params->entries[form_count + j - 1];
+        if (i > 0 && compare_entries(order[i - 1], item) > 0) {
+            order[--k] = order[--i];
+        }
+        else {
+            order[--k] = item;
+            j--;
+        }
+    }
+    return 0;
 }
 
 /* Media type of content_type equal to application/x-www-form-urlencoded,
@@ -1052,7 +1182,7 @@ append_base64(oauth_buf *out, const unsigned char *data, size_t len)
 
     oauth_buf_init(&encoded, small, sizeof(small));
     if (len > INT_MAX / 2
-            || oauth_buf_reserve(&encoded, 4 * ((len + 2) / 3)) < 0) {
+            || buf_reserve(&encoded, 4 * ((len + 2) / 3)) < 0) {
         if (!PyErr_Occurred()) {
             PyErr_NoMemory();
         }
@@ -1216,6 +1346,33 @@ prepare_header(const oauth_credentials *creds, oauth_buf *buf,
     return 0;
 }
 
+/* Sort the fixed protocol parameters by name and find where oauth_nonce
+ * and oauth_timestamp go among them. */
+static void
+sort_protocol_params(oauth_credentials *creds)
+{
+    oauth_param *params = creds->protocol;
+    size_t count = creds->protocol_count, i, j;
+
+    for (i = 1; i < count; i++) {
+        oauth_param item = params[i];
+        for (j = i; j > 0 && strcmp(params[j - 1].name, item.name) > 0; j--) {
+            params[j] = params[j - 1];
+        }
+        params[j] = item;
+    }
+    creds->protocol_nonce_index = 0;
+    creds->protocol_timestamp_index = 0;
+    for (i = 0; i < count; i++) {
+        if (strcmp(params[i].name, "oauth_nonce") < 0) {
+            creds->protocol_nonce_index = i + 1;
+        }
+        if (strcmp(params[i].name, "oauth_timestamp") < 0) {
+            creds->protocol_timestamp_index = i + 1;
+        }
+    }
+}
+
 int
 oauth_credentials_prepare(oauth_credentials *creds)
 {
@@ -1258,7 +1415,7 @@ oauth_credentials_prepare(oauth_credentials *creds)
             continue;
         }
         len = strlen(values[i]);
-        if (oauth_buf_reserve(&buf, 5 * len) < 0) {
+        if (buf_reserve(&buf, 5 * len) < 0) {
             goto error;
         }
         offsets[i] = buf.len;
@@ -1285,6 +1442,7 @@ oauth_credentials_prepare(oauth_credentials *creds)
         param->value_len = lengths[i];
     }
     creds->protocol_count = count;
+    sort_protocol_params(creds);
     return 0;
 error:
     oauth_buf_free(&buf);
@@ -1338,7 +1496,7 @@ static int
 collect_params(const oauth_credentials *creds, const oauth_request *request,
                const char *method, const url_parts *url, param_list *params)
 {
-    size_t i;
+    size_t form_count, i;
 
     if (url->query != NULL
             && params_add_form(params, url->query, url->query_len,
@@ -1357,20 +1515,28 @@ collect_params(const oauth_credentials *creds, const oauth_request *request,
                                "body") < 0) {
         return -1;
     }
-    for (i = 0; i < creds->protocol_count; i++) {
-        if (params_add_fixed(params, &creds->protocol[i]) < 0) {
+    /* The protocol parameters go in sorted order, so that params_sort()
+     * only merges them in. */
+    form_count = params->count;
+    for (i = 0; i <= creds->protocol_count; i++) {
+        if (i == creds->protocol_nonce_index
+                && params_add_protocol(params, "oauth_nonce", request->nonce,
+                                       request->nonce_len) < 0) {
+            return -1;
+        }
+        if (i == creds->protocol_timestamp_index
+                && params_add_protocol(params, "oauth_timestamp",
+                                       request->timestamp,
+                                       request->timestamp_len) < 0) {
+            return -1;
+        }
+        if (i < creds->protocol_count
+                && params_add_fixed(params, &creds->protocol[i]) < 0) {
             return -1;
         }
     }
-    if (params_add_protocol(params, "oauth_timestamp", request->timestamp,
-                            request->timestamp_len) < 0
-            || params_add_protocol(params, "oauth_nonce", request->nonce,
-                                   request->nonce_len) < 0) {
-        return -1;
-    }
     params_resolve(params);
-    params_sort(params);
-    return 0;
+    return params_sort(params, form_count);
 }
 
 /* Section 3.4.1.1: METHOD "&" enc(base URI) "&" enc(parameters), where
@@ -1385,10 +1551,10 @@ build_base_string(const char *method, const url_parts *url,
     char *p;
 
     for (i = 0; i < params->count; i++) {
-        const oauth_param *param = &params->entries[i].param;
+        const oauth_param *param = &params->order[i]->param;
         size += param->name_len + param->value_len + 6;
     }
-    if (oauth_buf_reserve(base, size) < 0) {
+    if (buf_reserve(base, size) < 0) {
         return -1;
     }
     p = encode_once(base->data, method, strlen(method));
@@ -1396,17 +1562,14 @@ build_base_string(const char *method, const url_parts *url,
     p = write_base_uri(p, url);
     *p++ = '&';
     for (i = 0; i < params->count; i++) {
-        const oauth_param *param = &params->entries[i].param;
+        const oauth_param *param = &params->order[i]->param;
         if (i > 0) {
             memcpy(p, "%26", 3);
             p += 3;
         }
-        memcpy(p, param->name, param->name_len);
-        p += param->name_len;
+        p = copy_piece(p, param->name, param->name_len);
         memcpy(p, "%3D", 3);
-        p += 3;
-        memcpy(p, param->value, param->value_len);
-        p += param->value_len;
+        p = copy_piece(p + 3, param->value, param->value_len);
     }
     base->len = (size_t)(p - base->data);
     base->data[base->len] = '\0';
@@ -1436,15 +1599,15 @@ build_parameters(const param_list *params, oauth_buf *out)
     char *p;
 
     for (i = 0; i < params->count; i++) {
-        const oauth_param *param = &params->entries[i].param;
+        const oauth_param *param = &params->order[i]->param;
         size += param->name_len + param->value_len + 2;
     }
-    if (oauth_buf_reserve(out, size) < 0) {
+    if (buf_reserve(out, size) < 0) {
         return -1;
     }
     p = out->data + out->len;
     for (i = 0; i < params->count; i++) {
-        const oauth_param *param = &params->entries[i].param;
+        const oauth_param *param = &params->order[i]->param;
         if (i > 0) {
             *p++ = '&';
         }
@@ -1467,7 +1630,7 @@ build_header(const oauth_credentials *creds, const oauth_request *request,
         + 1;
     char *p;
 
-    if (oauth_buf_reserve(header, size) < 0) {
+    if (buf_reserve(header, size) < 0) {
         return -1;
     }
     p = header->data + header->len;
@@ -1493,17 +1656,15 @@ oauth_sign(const oauth_credentials *creds, const oauth_request *request,
            oauth_output *out)
 {
     char method[33];
-    char arena_storage[ARENA_STACK_SIZE];
+    param_storage storage;
     char base_storage[BASE_STACK_SIZE];
     char signature_storage[SIGNATURE_STACK_SIZE];
-    param_entry entry_storage[ENTRIES_STACK_COUNT];
     url_parts url = {0};
     param_list params;
     oauth_buf base, signature;
     int rc = -1;
 
-    params_init(&params, arena_storage, sizeof(arena_storage), entry_storage,
-                Py_ARRAY_LENGTH(entry_storage));
+    params_init(&params, &storage);
     oauth_buf_init(&base, base_storage, sizeof(base_storage));
     oauth_buf_init(&signature, signature_storage, sizeof(signature_storage));
 

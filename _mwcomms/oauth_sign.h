@@ -79,9 +79,13 @@ typedef struct {
     size_t header_head_len;
     const char *header_tail;
     size_t header_tail_len;
-    /* oauth_* parameters that do not change between requests. */
+    /* oauth_* parameters that do not change between requests, sorted by
+     * name, and the indexes in it before which oauth_nonce and
+     * oauth_timestamp sort. */
     oauth_param protocol[6];
     size_t protocol_count;
+    size_t protocol_nonce_index;
+    size_t protocol_timestamp_index;
 } oauth_credentials;
 
 /* One request to sign.  Strings are UTF-8 with explicit lengths. */
