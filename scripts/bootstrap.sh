@@ -10,7 +10,9 @@ set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 VENV=${MWCOMMS_VENV:-$ROOT/.venv}
 PYTHON=${MWCOMMS_PYTHON:-python3}
-BUILD_PACKAGES=(gcc pkg-config libcurl4-openssl-dev libssl-dev nginx openssl curl)
+# brotli and zstd: the command-line tools make compressed test bodies.
+BUILD_PACKAGES=(gcc pkg-config libcurl4-openssl-dev libssl-dev nginx openssl curl
+                brotli zstd)
 
 say() { printf '[mwcomms] %s\n' "$*" >&2; }
 
