@@ -108,7 +108,14 @@ class Transport:
                 timeout=None, allow_redirects: bool = True, proxies=None,
                 hooks=None, stream=None, verify=None, cert=None,
                 json=None) -> Response:
-        """Send a request; the arguments are those of requests.Session."""
+        """Send a request; the arguments are those of requests.Session.
+
+        With OAuth, a reply that rejects the timestamp (``Expired
+        timestamp``) sets the signer's ``clock_offset`` to the wiki's clock
+        and sends the request once more, unless
+        ``pywikibot_ext.options.correct_clock_skew`` is False.  This also
+        changes an ``_mwcomms.OAuth1`` passed as *auth*.
+        """
         if proxies:
             raise NotImplementedError(
                 'mwcomms does not take a proxies argument; set the '
