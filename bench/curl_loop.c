@@ -3,12 +3,13 @@
  * handle (one kept-alive connection), printing the client CPU time.
  *
  * usage: curl_loop URL N [POSTBODY [HEADER]]
- * output: one line "<cpu seconds> <requests>"
+ * output: one line "<cpu seconds> <requests> <wall seconds>"
  */
 #include <curl/curl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <sys/resource.h>
+#include <time.h>
 
 static size_t
 discard(char *data, size_t size, size_t nmemb, void *userdata)
@@ -16,6 +17,15 @@ discard(char *data, size_t size, size_t nmemb, void *userdata)
     (void)data;
     (void)userdata;
     return size * nmemb;
+}
+
+static double
+wall_seconds(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec + ts.tv_nsec / 1e9;
 }
 
 static double
@@ -35,6 +45,7 @@ main(int argc, char **argv)
     struct curl_slist *headers = NULL;
     long count;
     double start;
+    double wall;
 
     if (argc < 3) {
         fprintf(stderr, "usage: %s URL N [POSTBODY [HEADER]]\n", argv[0]);
@@ -58,6 +69,7 @@ main(int argc, char **argv)
         curl_easy_setopt(curl, CURLOPT_POSTFIELDS, argv[3]);
     }
     start = cpu_seconds();
+    wall = wall_seconds();
     for (long i = 0; i < count; i++) {
         CURLcode code = curl_easy_perform(curl);
 
@@ -67,7 +79,8 @@ main(int argc, char **argv)
             return 1;
         }
     }
-    printf("%.9f %ld\n", cpu_seconds() - start, count);
+    printf("%.9f %ld %.9f\n", cpu_seconds() - start, count,
+           wall_seconds() - wall);
     curl_slist_free_all(headers);
     curl_easy_cleanup(curl);
     curl_global_cleanup();
