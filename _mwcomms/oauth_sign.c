@@ -399,8 +399,8 @@ oauth_raise_openssl(PyObject *exc, const char *message)
  * that bench/bench_sign.py was run on), because most of it is per-call
  * DRBG work.  So each thread draws the random bytes of 64 nonces at once
  * and hands them out in order.  A forked child starts with a copy of the
- * pool, so a fork() handler makes every pool refill before its next use;
- * otherwise parent and child would send the same nonces. */
+ * pool, and would send the same nonces as its parent, so a fork() handler
+ * makes every pool refill before its next use. */
 #define NONCE_RANDOM_BYTES 16
 #define NONCE_POOL_SIZE (64 * NONCE_RANDOM_BYTES)
 
@@ -835,7 +835,7 @@ write_base_uri(char *p, const url_parts *parts)
 #define VALUE_IN_ARENA 2
 
 /* One parameter.  While the arena can still move, a name or value in it
- * is kept as an offset; params_resolve() turns the offsets into pointers
+ * is kept as an offset.  params_resolve() turns the offsets into pointers
  * and sets name_key. */
 typedef struct {
     oauth_param param;
@@ -1298,9 +1298,9 @@ append_header_param(oauth_buf *header, int first, const char *name,
 }
 
 /* Build the parts of the Authorization header (section 3.5.1) around
- * oauth_timestamp and oauth_nonce into buf: the head ends with the opening
- * quote of the timestamp, the tail starts with the closing quote of the
- * nonce and ends with the opening quote of the signature. */
+ * oauth_timestamp and oauth_nonce into buf.  The head ends with the
+ * opening quote of the timestamp.  The tail starts with the closing quote
+ * of the nonce and ends with the opening quote of the signature. */
 static int
 prepare_header(const oauth_credentials *creds, oauth_buf *buf,
                size_t *head_len)

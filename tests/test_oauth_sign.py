@@ -17,13 +17,14 @@ Two oauthlib behaviours limit what the property tests generate:
 """
 import copy
 import http.server
+import os
 import pickle
 import re
 import string
 import subprocess
 import threading
 import time
-from urllib.parse import quote, unquote, urlparse
+from urllib.parse import quote, unquote, urlencode, urlparse
 
 import pytest
 from hypothesis import assume, given, settings
@@ -671,6 +672,69 @@ def test_nonces_distinct_hex():
         assert re.fullmatch('[0-9a-f]{32}', nonce)
 
 
+def test_nonces_distinct_across_threads():
+    oauth = our_signer()
+    results = []
+
+    def work():
+        nonces = [header_params(oauth.sign('GET', 'http://e.com/'))[
+            'oauth_nonce'] for _ in range(300)]
+        results.extend(nonces)
+
+    threads = [threading.Thread(target=work) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert len(results) == 1200
+    assert len(set(results)) == 1200
+
+
+@pytest.mark.skipif(not hasattr(os, 'fork'), reason='needs os.fork')
+def test_nonces_distinct_after_fork():
+    # The nonce pool of this thread is filled by the first signature; a
+    # child that kept it would send the parent's next nonces.
+    oauth = our_signer()
+
+    def nonce():
+        return header_params(oauth.sign('GET', 'http://e.com/'))['oauth_nonce']
+
+    first = nonce()
+    read_end, write_end = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        try:
+            os.write(write_end, ' '.join(nonce() for _ in range(3)).encode())
+        finally:
+            os._exit(0)
+    os.close(write_end)
+    with os.fdopen(read_end) as pipe:
+        child = pipe.read().split()
+    _, status = os.waitpid(pid, 0)
+    parent = [nonce() for _ in range(3)]
+    assert status == 0
+    assert len(child) == 3
+    assert set(child).isdisjoint(parent)
+    assert first not in child
+
+
+# ---- the benchmark floor helper -------------------------------------------
+
+@pytest.mark.parametrize('pooled_nonce', [False, True])
+def test_oauth_floor_returns_seconds(pooled_nonce):
+    seconds = _mwcomms._oauth_floor(668, 10, pooled_nonce=pooled_nonce)
+    assert isinstance(seconds, float)
+    assert seconds > 0
+
+
+@pytest.mark.parametrize('args, exc', [
+    ((-1, 10), ValueError), ((668, 0), ValueError),
+    ((1 << 30, 10), ValueError), (('668', 10), TypeError)])
+def test_oauth_floor_bad_arguments(args, exc):
+    with pytest.raises(exc):
+        _mwcomms._oauth_floor(*args)
+
+
 def test_default_timestamp_is_now():
     before = int(time.time())
     header = our_signer().sign('GET', 'http://e.com/')
@@ -912,6 +976,136 @@ def test_percent_encode(value, encoded):
 def test_percent_encode_rejects_int():
     with pytest.raises(TypeError, match='str or bytes'):
         _mwcomms.oauth_percent_encode(5)
+
+
+# ---- stack buffer limits, sorting, argument forms -------------------------
+
+def test_large_request_matches_oauthlib():
+    # 60 pairs (more than the signer's stack entries and qsort threshold),
+    # a value of about 9 KB of escapes (more than one decoding chunk and
+    # the stack arena), and a base string larger than its stack buffer.
+    pairs = [('p%02d' % i, 'v ü+&=%d' % i) for i in range(59)]
+    pairs.append(('text', 'Grüße [[x|y]] {{z}} & = + ' * 400))
+    body = urlencode(pairs)
+    url = 'https://en.wikipedia.org/w/api.php?action=edit&format=json'
+    oauth_params = [('oauth_consumer_key', CONSUMER_KEY),
+                    ('oauth_signature_method', 'HMAC-SHA1'),
+                    ('oauth_timestamp', '1700000000'),
+                    ('oauth_nonce', 'fixednonce123'),
+                    ('oauth_token', TOKEN),
+                    ('oauth_version', '1.0')]
+    expected_base, expected_signature = oauthlib_reference(
+        'POST', url, FORM_TYPE, body, oauth_params, 'HMAC-SHA1',
+        CONSUMER_SECRET, TOKEN_SECRET)
+    oauth = our_signer()
+    base = oauth.signature_base_string('POST', url, FORM, body,
+                                       nonce='fixednonce123',
+                                       timestamp=1700000000)
+    header = oauth.sign('POST', url, FORM, body, nonce='fixednonce123',
+                        timestamp=1700000000)
+    assert len(base) > 4096
+    assert base == expected_base
+    assert header_params(header)['oauth_signature'] == expected_signature
+
+
+def test_long_header_matches_client():
+    # A header longer than the 1 KiB that sign() keeps on the stack.
+    consumer_key = 'k' * 2000
+    client = Client(consumer_key, client_secret=CONSUMER_SECRET,
+                    resource_owner_key=TOKEN,
+                    resource_owner_secret=TOKEN_SECRET,
+                    nonce='fixednonce123', timestamp='1700000000')
+    _, expected_headers, _ = client.sign('https://e.com/', 'GET')
+    header = _mwcomms.OAuth1(consumer_key, CONSUMER_SECRET, TOKEN,
+                             TOKEN_SECRET).sign(
+        'GET', 'https://e.com/', nonce='fixednonce123', timestamp=1700000000)
+    assert len(header) > 2000
+    assert header_params(header) == header_params(
+        expected_headers['Authorization'])
+
+
+def test_sort_names_sharing_prefixes():
+    # The signer compares the first 8 bytes of names as one number, so mix
+    # names shorter than, equal to and longer than 8 bytes that share
+    # prefixes, repeated names, and escapes that decode to unreserved
+    # characters.
+    query = ('abcdefghi=1&abcdefg=2&abcdefgh=3&abcdefgh=0&abcdefgg=4'
+             '&abcdefgh%7E=5&abcdefgh%00=6&abcdefgh-=7&a%62=8&ab=9')
+    pairs = params_of(query)
+    encoded = [(quote(name, safe='~'), quote(value, safe='~'))
+               for name, value in pairs]
+    assert encoded == sorted(encoded)
+    assert len(pairs) == 10
+    assert pairs[:3] == [('ab', '8'), ('ab', '9'), ('abcdefg', '2')]
+
+
+def test_form_oauth_names_merge_with_protocol():
+    oauth = _mwcomms.OAuth1('k', 's', version=None)
+    params = oauth.signed_parameters(
+        'GET', 'http://e.com/?oauth_nonce=z&oauth_nonce=a&oauth_zz=1&z=2',
+        nonce='n', timestamp=5)
+    assert params == [
+        ('oauth_consumer_key', 'k'), ('oauth_nonce', 'a'),
+        ('oauth_nonce', 'n'), ('oauth_nonce', 'z'),
+        ('oauth_signature_method', 'HMAC-SHA1'), ('oauth_timestamp', '5'),
+        ('oauth_zz', '1'), ('z', '2')]
+
+
+def test_reserved_nonce_encoded():
+    nonce = 'a b+ü/~%'
+    oauth_params = [('oauth_consumer_key', CONSUMER_KEY),
+                    ('oauth_signature_method', 'HMAC-SHA1'),
+                    ('oauth_timestamp', '1'), ('oauth_nonce', nonce),
+                    ('oauth_token', TOKEN), ('oauth_version', '1.0')]
+    expected_base, _ = oauthlib_reference(
+        'GET', 'http://e.com/', None, None, oauth_params, 'HMAC-SHA1',
+        CONSUMER_SECRET, TOKEN_SECRET)
+    oauth = our_signer()
+    base = oauth.signature_base_string('GET', 'http://e.com/', nonce=nonce,
+                                       timestamp=1)
+    header = oauth.sign('GET', 'http://e.com/', nonce=nonce, timestamp=1)
+    assert base == expected_base
+    assert 'oauth_nonce="a%20b%2B%C3%BC%2F~%25"' in header
+
+
+def test_sign_keyword_forms_equal():
+    oauth = our_signer()
+    positional = oauth.sign('POST', 'http://e.com/', FORM, 'a=1', nonce='n',
+                            timestamp=1)
+    keywords = oauth.sign(timestamp=1, nonce='n', body='a=1', headers=FORM,
+                          url='http://e.com/', method='POST')
+    mixed = oauth.sign('POST', 'http://e.com/', body='a=1', headers=FORM,
+                       timestamp=1, nonce='n')
+    assert keywords == positional
+    assert mixed == positional
+
+
+@pytest.mark.parametrize('call, message', [
+    (lambda o: o.sign('GET', 'http://e.com/', None, None, 'n'),
+     'at most 4 positional'),
+    (lambda o: o.sign('GET', 'http://e.com/', nonse='n'),
+     "unexpected keyword argument 'nonse'"),
+    (lambda o: o.sign('GET', 'http://e.com/', url='http://e.com/'),
+     "multiple values for argument 'url'"),
+    (lambda o: o.sign('GET'), "missing required argument 'url'"),
+    (lambda o: o.sign(url='http://e.com/'),
+     "missing required argument 'method'"),
+    (lambda o: o.signature_base_string('GET', 'http://e.com/', 1, 2, 3),
+     'signature_base_string'),
+])
+def test_bad_argument_forms(call, message):
+    with pytest.raises(TypeError, match=message):
+        call(our_signer())
+
+
+def test_headers_dict_non_str_name_rejected():
+    with pytest.raises(TypeError, match='header names'):
+        our_signer().sign('GET', 'http://e.com/', {1: 'x'})
+    # A non-ASCII name as long as "Content-Type" is another header.
+    params = _mwcomms.OAuth1('k', 's').signed_parameters(
+        'POST', 'http://e.com/', {'Content-Typé': FORM_TYPE}, 'x=1',
+        nonce='n', timestamp=1)
+    assert ('x', '1') not in params
 
 
 # ---- the C entry point used by _mwcomms.Client ----------------------------
