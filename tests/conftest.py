@@ -58,3 +58,8 @@ def nginx(tmp_path_factory, certificates):
                            certificates).start()
     yield server
     server.stop()
+
+
+# The local wiki, its OAuth front and the configured pywikibot: one
+# instance each for the whole session, shared by every module.
+pytest_plugins = ['wiki_fixtures']

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 import realwiki
-from wiki_fixtures import ROOT, front, wiki  # noqa: F401
+from wiki_fixtures import ROOT
 
 pytestmark = pytest.mark.realwiki
 

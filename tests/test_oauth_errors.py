@@ -9,7 +9,6 @@ import uuid
 
 import pytest
 
-from wiki_fixtures import front, pwb, wiki  # noqa: F401
 
 pytestmark = pytest.mark.realwiki
 

@@ -17,8 +17,6 @@ from oauthlib import oauth1
 
 import realwiki
 
-from wiki_fixtures import wiki  # noqa: E402,F401 -- the session's wiki
-
 pytestmark = pytest.mark.realwiki
 
 INVALID_AUTH = 'mwoauth-invalid-authorization'

@@ -18,7 +18,6 @@ import pytest
 
 import _mwcomms
 
-from wiki_fixtures import front, pwb, wiki  # noqa: F401
 
 pytestmark = pytest.mark.realwiki
 

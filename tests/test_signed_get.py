@@ -15,7 +15,6 @@ import uuid
 
 import pytest
 
-from wiki_fixtures import front, pwb, wiki  # noqa: F401
 
 CREDENTIALS = ('redirect-consumer', 'redirect-consumer-secret',
                'redirect-token', 'redirect-token-secret')
