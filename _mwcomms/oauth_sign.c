@@ -1510,10 +1510,20 @@ collect_params(const oauth_credentials *creds, const oauth_request *request,
     if (request->body != NULL
             && is_form_urlencoded(request->content_type,
                                   request->content_type_len)
-            && strcmp(method, "GET") != 0 && strcmp(method, "HEAD") != 0
-            && params_add_form(params, request->body, request->body_len,
-                               "body") < 0) {
-        return -1;
+            && strcmp(method, "GET") != 0 && strcmp(method, "HEAD") != 0) {
+        /* Only a signed body is limited: a multipart upload of any size
+         * is sent unsigned. */
+        if (request->body_len > OAUTH_MAX_BODY_LEN) {
+            PyErr_Format(PyExc_ValueError,
+                         "form body is too large to sign: %zu bytes, the "
+                         "maximum is %zu", request->body_len,
+                         OAUTH_MAX_BODY_LEN);
+            return -1;
+        }
+        if (params_add_form(params, request->body, request->body_len,
+                            "body") < 0) {
+            return -1;
+        }
     }
     /* The protocol parameters go in sorted order, so that params_sort()
      * only merges them in. */
@@ -1677,12 +1687,6 @@ oauth_sign(const oauth_credentials *creds, const oauth_request *request,
         PyErr_Format(PyExc_ValueError,
                      "URL is too long to sign: %zu bytes, the maximum is %zu",
                      request->url_len, OAUTH_MAX_URL_LEN);
-        goto done;
-    }
-    if (request->body != NULL && request->body_len > OAUTH_MAX_BODY_LEN) {
-        PyErr_Format(PyExc_ValueError,
-                     "body is too large to sign: %zu bytes, the maximum "
-                     "is %zu", request->body_len, OAUTH_MAX_BODY_LEN);
         goto done;
     }
     if (normalize_method(request->method, request->method_len, method,

@@ -1174,3 +1174,17 @@ def test_client_wrong_secret_rejected(verifying_server):
     url = 'http://127.0.0.1:%d/w/api.php' % verifying_server.server_port
     response = _mwcomms.Client().request('GET', url, timeout=10, auth=oauth)
     assert response.status == 401
+
+
+def test_large_multipart_body_signs():
+    """Only a form body is signed, so only a form body is size-limited."""
+    signer = _mwcomms.OAuth1('ck', 'cs', 'tk', 'ts')
+    body = b'x' * (65 << 20)
+    header = signer.sign('POST', 'http://127.0.0.1/w/api.php',
+                         {'Content-Type': 'multipart/form-data; boundary=b'},
+                         body, nonce='n', timestamp=1)
+    assert header.startswith('OAuth ')
+    with pytest.raises(ValueError, match='too large to sign'):
+        signer.sign('POST', 'http://127.0.0.1/w/api.php',
+                    {'Content-Type': 'application/x-www-form-urlencoded'},
+                    body, nonce='n', timestamp=1)
