@@ -22,8 +22,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import shutil
-import socket
 import statistics
 import subprocess
 import sys
@@ -34,60 +32,14 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(HERE))
+
+from _nginx import Nginx  # noqa: E402
 
 CONSUMER = ('bench-consumer-key', 'bench-consumer-secret',
             'bench-access-key', 'bench-access-secret')
 FORM_BODY = ('action=query&format=json&meta=userinfo&uiprop=groups%7Crights'
              '&assert=user&maxlag=5')
-NGINX_CONF = """\
-worker_processes 1;
-daemon off;
-pid {run}/nginx.pid;
-error_log {run}/error.log warn;
-events {{ worker_connections 64; }}
-http {{
-    access_log off;
-    keepalive_requests 1000000;
-    keepalive_timeout 300s;
-    client_body_temp_path {run}/body;
-    server {{
-        listen 127.0.0.1:{port};
-        location / {{
-            default_type application/json;
-            return 200 '{{"batchcomplete":"","query":{{"userinfo":{{"id":1,"name":"PwbBot"}}}}}}';
-        }}
-    }}
-}}
-"""
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(('127.0.0.1', 0))
-        return sock.getsockname()[1]
-
-
-def start_nginx(run: Path):
-    if shutil.which('nginx') is None:
-        sys.exit('nginx is not installed: apt-get install nginx')
-    port = free_port()
-    (run / 'nginx.conf').write_text(NGINX_CONF.format(run=run, port=port))
-    proc = subprocess.Popen(['nginx', '-p', str(run), '-c',
-                             str(run / 'nginx.conf'), '-e',
-                             str(run / 'error.log')],
-                            stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL)
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline:
-        try:
-            socket.create_connection(('127.0.0.1', port), 0.2).close()
-            return proc, port
-        except OSError:
-            time.sleep(0.05)
-    proc.kill()
-    sys.exit('nginx did not start; see ' + str(run / 'error.log'))
-
-
 def build_curl_loop(run: Path) -> Path | None:
     exe = run / 'curl_loop'
     flags = subprocess.run(['pkg-config', '--cflags', '--libs', 'libcurl'],
@@ -146,15 +98,12 @@ def main() -> None:
 
     with tempfile.TemporaryDirectory(prefix='mwcomms-bench-') as tmpdir:
         tmp = Path(tmpdir)
-        run = tmp / 'nginx'
-        run.mkdir()
-        server, port = start_nginx(run)
+        server = Nginx(tmp / 'nginx')
         try:
             setup_pywikibot(tmp)
-            results = run_all(tmp, port, args.requests, args.rounds)
+            results = run_all(tmp, server.port, args.requests, args.rounds)
         finally:
-            server.terminate()
-            server.wait(10)
+            server.stop()
     report(results, args)
 
 
