@@ -15,20 +15,14 @@ Settings live in :data:`options`, for example in user-config.py::
 """
 from __future__ import annotations
 
-import importlib.abc
 import importlib.machinery
-import logging
 import sys
 import threading
-from dataclasses import dataclass
-
-import _mwcomms
 
 __all__ = ['Options', 'install', 'installed', 'options', 'uninstall']
 __version__ = '0.1.0'
 
 
-@dataclass
 class Options:
 
     """Settings of the pywikibot integration, read on every use.
@@ -42,16 +36,44 @@ class Options:
         once more
     :ivar max_nonce_retries: how many times a request that the wiki
         rejects with "Nonce already used" is sent again with a new nonce
+    :ivar download_progress: None, or a callable run as
+        ``progress(bytes_read, total)`` while the body of a ``stream=True``
+        response is read (``FilePage.download()`` streams); *total* is the
+        Content-Length or None.  A ``progress=`` argument of ``fetch()``
+        takes precedence for one request.
+    :ivar max_read_concurrency: how many read requests the opt-in parallel
+        helpers of :mod:`pywikibot_ext.parallel` send at once to one host;
+        1 (the default) keeps them serial, as Wikimedia's API etiquette
+        asks unless a wiki allows more.  Writes are always serial.
     """
 
-    signed_get: bool = True
-    correct_clock_skew: bool = True
-    max_nonce_retries: int = 2
+    __slots__ = ('signed_get', 'correct_clock_skew', 'max_nonce_retries',
+                 'download_progress', 'max_read_concurrency')
+
+    def __init__(self, signed_get: bool = True,
+                 correct_clock_skew: bool = True,
+                 max_nonce_retries: int = 2,
+                 download_progress=None,
+                 max_read_concurrency: int = 1) -> None:
+        self.signed_get = signed_get
+        self.correct_clock_skew = correct_clock_skew
+        self.max_nonce_retries = max_nonce_retries
+        self.download_progress = download_progress
+        self.max_read_concurrency = max_read_concurrency
+
+    def __repr__(self) -> str:
+        values = ', '.join(f'{name}={getattr(self, name)!r}'
+                           for name in self.__slots__)
+        return f'Options({values})'
+
+    def __eq__(self, other) -> bool:
+        if not isinstance(other, Options):
+            return NotImplemented
+        return all(getattr(self, name) == getattr(other, name)
+                   for name in self.__slots__)
 
 
 options = Options()
-
-logging.getLogger('pywikibot_ext').addHandler(logging.NullHandler())
 
 _lock = threading.RLock()
 _installed = False
@@ -118,7 +140,9 @@ _PATCHES = {
 }
 
 
-class _PatchingLoader(importlib.abc.Loader):
+# The finder and loader follow the importlib protocols by duck typing:
+# importing importlib.abc would load importlib.resources (about 20 ms).
+class _PatchingLoader:
 
     """Run the real loader, then patch the module it executed."""
 
@@ -136,7 +160,7 @@ class _PatchingLoader(importlib.abc.Loader):
                 self._patch(module)
 
 
-class _PatchingFinder(importlib.abc.MetaPathFinder):
+class _PatchingFinder:
 
     """Wrap the loader of the pywikibot modules that install() patches."""
 

@@ -5,10 +5,20 @@ import datetime
 import urllib.request
 
 import requests
+from requests import exceptions as rexc
 from requests.structures import CaseInsensitiveDict
 
-__all__ = ['CookieResponse', 'Headers', 'Response', 'cookie_request', 'make_headers',
+import _mwcomms
+
+__all__ = ['CookieResponse', 'Headers', 'RawStream', 'Response',
+           'StreamedResponse', 'cookie_request', 'make_headers',
            'make_request']
+
+# libcurl's CURLE_BAD_CONTENT_ENCODING: the body could not be decompressed.
+CURLE_BAD_CONTENT_ENCODING = 61
+# Size of the pieces that RawStream.stream() yields when the caller of
+# iter_content() passes chunk_size=None.
+DEFAULT_STREAM_CHUNK = 65536
 
 
 class Headers(CaseInsensitiveDict):
@@ -119,6 +129,129 @@ class Response(requests.Response):
 
     def __repr__(self) -> str:
         return f'<Response [{self.status_code}]>'
+
+
+class StreamedResponse(Response):
+
+    """The :class:`Response` of a ``stream=True`` request.
+
+    The body stays on the wire until it is read: ``iter_content()``,
+    ``iter_lines()``, ``content``, ``text`` and ``raw.read()`` pull it from
+    an ``_mwcomms.StreamResponse`` piece by piece, so memory stays bounded
+    for a body of any size.  ``close()`` (or leaving a ``with`` block) ends
+    the transfer; a connection whose body was not read to the end is
+    closed instead of reused.
+    """
+
+    def __init__(self, stream, request: requests.PreparedRequest,
+                 elapsed: float) -> None:
+        self._content = False
+        self._content_consumed = False
+        self._next = None
+        self._cookies = None
+        self._result = stream
+        self.status_code = stream.status
+        self.headers = make_headers(stream.headers)
+        self.raw = RawStream(stream, request)
+        self.url = stream.url
+        self.encoding = None
+        self.history = []
+        self.reason = stream.reason
+        self.elapsed = datetime.timedelta(seconds=elapsed)
+        self.request = request
+        self.connection = None
+
+
+class RawStream:
+
+    """``response.raw`` of a streamed response, in the role of urllib3's.
+
+    It offers the parts of urllib3's ``HTTPResponse`` that requests and
+    pywikibot use: ``read()``, ``stream()``, ``close()``, ``closed`` and
+    ``release_conn()``.  A transfer that fails while the body is read
+    raises the exception that requests raises from ``iter_content()``
+    (ChunkedEncodingError, ConnectionError for a timeout, SSLError or
+    ContentDecodingError), from ``read()`` too, where urllib3 would raise
+    its own exception classes.
+    """
+
+    def __init__(self, stream, request) -> None:
+        self._stream = stream
+        self._request = request
+
+    @property
+    def closed(self) -> bool:
+        return self._stream.closed
+
+    @property
+    def bytes_read(self) -> int:
+        """Body bytes returned so far."""
+        return self._stream.bytes_read
+
+    def readable(self) -> bool:
+        return True
+
+    def tell(self) -> int:
+        return self._stream.bytes_read
+
+    def read(self, amt: int | None = None, decode_content: bool = True,
+             cache_content: bool = False) -> bytes:
+        """Return up to *amt* bytes of the body, or the rest when None.
+
+        Returns b'' once the body was read to its end or the stream was
+        closed, as urllib3 does.
+        """
+        if self._stream.closed:
+            return b''
+        try:
+            data = self._stream.read(-1 if amt is None else amt)
+        except _mwcomms.Error as exc:
+            self._stream.close()
+            raise body_error(exc, self._request) from None
+        if not data or amt is None:
+            self._stream.close()
+        return data
+
+    def stream(self, amt: int | None = DEFAULT_STREAM_CHUNK,
+               decode_content: bool = True):
+        """Yield the body in pieces of 1 to *amt* bytes as they arrive."""
+        size = amt or DEFAULT_STREAM_CHUNK
+        stream = self._stream
+        if stream.closed:
+            return
+        try:
+            yield from stream.iter_chunks(size)
+        except _mwcomms.Error as exc:
+            raise body_error(exc, self._request) from None
+        finally:
+            # Ending the transfer here hands a fully read connection back
+            # to the pool at once, instead of when the response is freed.
+            stream.close()
+
+    def close(self) -> None:
+        self._stream.close()
+
+    def release_conn(self) -> None:
+        # The C stream returns its handle to the pool in close().
+        pass
+
+
+def body_error(exc: _mwcomms.Error, request) -> rexc.RequestException:
+    """Return the requests exception for a failure while reading a body."""
+    from pywikibot_ext._transport import _redact_url
+
+    url = _redact_url(getattr(request, 'url', None) or '')
+    if isinstance(exc, _mwcomms.Timeout):
+        return rexc.ConnectionError(f'Read timed out from {url}: {exc}',
+                                    request=request)
+    if isinstance(exc, _mwcomms.SSLError):
+        return rexc.SSLError(f'TLS error for {url}: {exc}', request=request)
+    if getattr(exc, 'curl_code', 0) == CURLE_BAD_CONTENT_ENCODING:
+        return rexc.ContentDecodingError(
+            f'Failed to decode the body of {url}: {exc}', request=request)
+    return rexc.ChunkedEncodingError(
+        f'Connection broken while reading the body of {url}: {exc}',
+        request=request)
 
 
 class CookieResponse:

@@ -14,12 +14,14 @@ import logging
 import os
 import re
 import threading
+import time
+from collections.abc import Mapping
 from urllib.parse import urljoin, urlsplit
 
 import requests
 from requests import exceptions as rexc
 from requests.models import RequestEncodingMixin
-from requests.utils import requote_uri
+from requests.utils import requote_uri, super_len
 
 import _mwcomms
 
@@ -31,9 +33,12 @@ from pywikibot_ext._oauth_text import (
     expired_timestamps,
     server_time_from_date,
 )
+from pywikibot_ext._multipart import multipart_body
+from pywikibot_ext._proxy import select_proxy
 from pywikibot_ext._response import (
     CookieResponse,
     Response,
+    StreamedResponse,
     cookie_request,
     make_headers,
     make_request,
@@ -42,6 +47,7 @@ from pywikibot_ext._response import (
 __all__ = ['Transport', 'to_requests_exception']
 
 logger = logging.getLogger('pywikibot_ext')
+logger.addHandler(logging.NullHandler())
 
 # Status codes after which requests follows the Location header.
 REDIRECT_STATUSES = frozenset((301, 302, 303, 307, 308))
@@ -74,6 +80,8 @@ class Transport:
         self.client = _mwcomms.Client(cookies=False)
         self.cookie_jar = cookie_jar
         self.max_redirects = MAX_REDIRECTS
+        # As requests.Session.trust_env: read the proxy variables.
+        self.trust_env = True
         self._oauth = {}
         self._oauth_lock = threading.Lock()
 
@@ -107,20 +115,21 @@ class Transport:
                 headers=None, cookies=None, files=None, auth=None,
                 timeout=None, allow_redirects: bool = True, proxies=None,
                 hooks=None, stream=None, verify=None, cert=None,
-                json=None) -> Response:
+                json=None, progress=None) -> Response:
         """Send a request; the arguments are those of requests.Session.
 
         With OAuth, a reply that rejects the timestamp (``Expired
         timestamp``) sets the signer's ``clock_offset`` to the wiki's clock
         and sends the request once more, unless
         ``pywikibot_ext.options.correct_clock_skew`` is False.  This also
-        changes an ``_mwcomms.OAuth1`` passed as *auth*.
+        changes an ``_mwcomms.OAuth1`` passed as *auth*.  Streamed
+        responses are not checked for it.
+
+        *progress* (not a requests argument) is called as
+        ``progress(bytes_read, total)`` while the body of a ``stream=True``
+        response is read; it defaults to
+        ``pywikibot_ext.options.download_progress``.
         """
-        if proxies:
-            raise NotImplementedError(
-                'mwcomms does not take a proxies argument; set the '
-                'http_proxy, https_proxy and no_proxy environment variables '
-                'instead, which libcurl reads')
         if cert:
             raise NotImplementedError(
                 'mwcomms does not support TLS client certificates (cert)')
@@ -139,12 +148,17 @@ class Transport:
         if basic is not None:
             send_headers['Authorization'] = basic
         verify = self._verify_option(verify)
+        if stream and progress is None:
+            progress = options.download_progress
+        body_position = _body_position(body)
 
         history = []
         clock_corrected = False
         while True:
+            proxy = select_proxy(url, proxies, self.trust_env)
             response = self._send_once(method, url, send_headers, body,
-                                       signer, cookies, timeout, verify)
+                                       signer, cookies, timeout, verify,
+                                       proxy, stream, progress)
             if (signer is not None and not clock_corrected
                     and options.correct_clock_skew):
                 server_time = rejected_timestamp_server_time(response)
@@ -158,6 +172,7 @@ class Transport:
                     # resend per request.
                     self._correct_clock(signer, url, server_time)
                     clock_corrected = True
+                    _rewind_body(body, body_position)
                     continue
             location = None
             if allow_redirects and response.status_code in REDIRECT_STATUSES:
@@ -169,10 +184,17 @@ class Transport:
                 raise rexc.TooManyRedirects(
                     f'Exceeded {self.max_redirects} redirects.',
                     response=response)
+            if stream:
+                # As requests does: read the redirect's body, so that its
+                # connection can be reused, then end the transfer.
+                response.content  # noqa: B018
+                response.close()
             history.append(response)
             new_url = self._redirect_target(url, location)
             method, body = self._redirect_method(response.status_code,
                                                  method, body, send_headers)
+            if body is not None:
+                _rewind_body(body, body_position)
             if self._should_strip_auth(url, new_url):
                 send_headers.pop('Authorization', None)
                 signer = None
@@ -188,7 +210,8 @@ class Transport:
         return response
 
     def _send_once(self, method, url, headers, body, signer, extra_cookies,
-                   timeout, verify) -> Response:
+                   timeout, verify, proxy, stream=False,
+                   progress=None) -> Response:
         pairs = list(headers.items())
         jar = self.cookie_jar
         cookie_req = None
@@ -215,9 +238,16 @@ class Transport:
             # http.client sends a str body encoded as ISO-8859-1.
             wire_body = body.encode('iso-8859-1')
         try:
-            result = self.client.request(method, url, pairs, wire_body,
-                                         timeout=timeout, verify=verify,
-                                         auth=signer)
+            if stream:
+                started = time.perf_counter()
+                result = self.client.stream(
+                    method, url, pairs, wire_body, timeout=timeout,
+                    verify=verify, auth=signer, proxy=proxy,
+                    progress=progress)
+            else:
+                result = self.client.request(method, url, pairs, wire_body,
+                                             timeout=timeout, verify=verify,
+                                             auth=signer, proxy=proxy)
         except _mwcomms.Error as exc:
             raise to_requests_exception(
                 exc, make_request(method, url, pairs, body)) from None
@@ -226,7 +256,11 @@ class Transport:
             if cookie_req is None:
                 cookie_req = cookie_request(url)
             jar.extract_cookies(CookieResponse(result), cookie_req)
-        return Response(result, make_request(method, url, pairs, body))
+        request = make_request(method, url, pairs, body)
+        if stream:
+            return StreamedResponse(result, request,
+                                    time.perf_counter() - started)
+        return Response(result, request)
 
     # -- helpers ----------------------------------------------------------
 
@@ -244,12 +278,14 @@ class Transport:
 
     @staticmethod
     def _prepare_body(headers, data, files, json):
-        """Encode data, files or json as requests does; return the body."""
+        """Encode data, files or json as requests does; return the body.
+
+        *files* becomes an ``_mwcomms.Multipart`` that libcurl encodes, a
+        file-like or iterable *data* is streamed by the C client, and a
+        mapping is form-encoded.
+        """
         if files:
-            body, content_type = RequestEncodingMixin._encode_files(
-                files, data)
-            headers.setdefault('Content-Type', content_type)
-            return body
+            return multipart_body(headers, files, data)
         if data is None or data == {} or data == []:
             if json is None:
                 return None
@@ -258,8 +294,15 @@ class Transport:
             return body
         if isinstance(data, (str, bytes, bytearray)):
             return data
-        if hasattr(data, 'read'):
-            return data.read()
+        if hasattr(data, 'read') or _is_stream(data):
+            # requests sends Content-Length when it can tell the size and
+            # chunked transfer encoding otherwise.
+            length = super_len(data)
+            if length:
+                headers['Content-Length'] = str(length)
+            else:
+                headers['Transfer-Encoding'] = 'chunked'
+            return data
         body = RequestEncodingMixin._encode_params(data)
         headers.setdefault('Content-Type',
                            'application/x-www-form-urlencoded')
@@ -388,6 +431,38 @@ def rejected_timestamp_server_time(response: Response) -> int | None:
     if server_time is None:
         server_time = server_time_from_date(response.headers.get('date'))
     return server_time
+
+
+def _is_stream(data) -> bool:
+    """Return True for a body that requests sends as a stream."""
+    return (hasattr(data, '__iter__')
+            and not isinstance(data, (str, bytes, list, tuple, Mapping)))
+
+
+def _body_position(body):
+    """Return the position of a file-like body, to rewind it for a resend."""
+    tell = getattr(body, 'tell', None)
+    if tell is None:
+        return None
+    try:
+        return tell()
+    except OSError:
+        return None
+
+
+def _rewind_body(body, position) -> None:
+    """Seek a file-like body back to *position* before it is sent again."""
+    if not hasattr(body, 'read'):
+        return
+    if position is None or not hasattr(body, 'seek'):
+        raise rexc.UnrewindableBodyError(
+            'Unable to rewind the request body for a redirect or resend')
+    try:
+        body.seek(position)
+    except OSError:
+        raise rexc.UnrewindableBodyError(
+            'Unable to rewind the request body for a redirect or resend'
+        ) from None
 
 
 def _extra_cookie_header(cookies, url: str) -> str | None:

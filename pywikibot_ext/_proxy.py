@@ -1,0 +1,69 @@
+"""Choose the proxy for a URL with the rules of requests.
+
+requests merges the *proxies* argument with the environment
+(``http_proxy``, ``https_proxy``, ``all_proxy``, ``no_proxy`` and their
+upper-case forms) and picks the entry for the URL's scheme and host.  The
+result is passed to ``_mwcomms.Client`` as ``proxy``: a URL, or ``''``
+for a direct connection, so that libcurl never reads the environment on
+its own (its rules differ: it ignores ``HTTP_PROXY`` in upper case).
+"""
+from __future__ import annotations
+
+import os
+
+from requests.utils import (
+    get_environ_proxies,
+    prepend_scheme_if_needed,
+    select_proxy as requests_select_proxy,
+)
+
+__all__ = ['select_proxy']
+
+# Names that urllib.request.getproxies() and requests read; the proxy
+# rules run only when one of them is set or proxies is given.
+PROXY_VARIABLES = tuple(
+    name for base in ('http_proxy', 'https_proxy', 'all_proxy', 'no_proxy')
+    for name in (base, base.upper()))
+
+# os.environ keeps its items in a dict of encoded names; looking names up
+# there directly costs a fraction of os.environ.get() on every request.
+_environ_data = getattr(os.environ, '_data', None)
+_encoded_names = None
+if isinstance(_environ_data, dict):
+    _encoded_names = tuple(os.environ.encodekey(name)
+                           for name in PROXY_VARIABLES)
+
+
+def _proxy_environment_set() -> bool:
+    if _encoded_names is not None:
+        data = _environ_data
+        for name in _encoded_names:
+            if name in data:
+                return True
+        return False
+    return any(name in os.environ for name in PROXY_VARIABLES)
+
+
+def select_proxy(url: str, proxies, trust_env: bool = True) -> str:
+    """Return the proxy URL for *url*, or '' to connect directly.
+
+    *proxies* is requests' per-request dict: keys are a scheme
+    (``'http'``), ``'all'``, ``'scheme://host'`` or ``'all://host'``, and
+    ``'no_proxy'`` (a comma-separated list of hosts); a value None means
+    no proxy for that key.
+    """
+    if not proxies and not (trust_env and _proxy_environment_set()):
+        return ''
+    merged = dict(proxies or {})
+    if trust_env:
+        environment = get_environ_proxies(url, no_proxy=merged.get(
+            'no_proxy'))
+        for key, value in environment.items():
+            merged.setdefault(key, value)
+    # requests' merge_setting drops keys set to None.
+    merged = {key: value for key, value in merged.items()
+              if value is not None}
+    proxy = requests_select_proxy(url, merged)
+    if not proxy:
+        return ''
+    return prepend_scheme_if_needed(proxy, 'http')
