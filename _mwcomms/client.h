@@ -29,6 +29,13 @@ enum {
     MW_BODY_STREAM       /* file-like or iterator, read while sending */
 };
 
+/* Content-Length problems of a response. */
+enum {
+    MW_LENGTH_OK,
+    MW_LENGTH_INVALID,           /* not a decimal number, or too large */
+    MW_LENGTH_CONFLICTING        /* headers or list items that differ */
+};
+
 /* Proxy choices of one request. */
 enum {
     MW_PROXY_DEFAULT,    /* libcurl reads the *_proxy environment */
@@ -96,9 +103,22 @@ typedef struct {
     /* Streamed upload: the driver fills upload with the GIL held, and
      * the read callback pauses the transfer when upload is empty. */
     mw_buffer upload;
+    curl_off_t upload_produced;  /* bytes read from the Python object */
     size_t upload_offset;
     int upload_eof;
     int upload_paused;
+
+    /* Body length checks of the latest response: libcurl 7.88 takes the
+     * last of several Content-Length headers and reads an unparsable one
+     * as "until the connection closes". */
+    curl_off_t response_length;  /* Content-Length seen; -1: none */
+    int content_length_error;    /* MW_LENGTH_* */
+
+    /* Resend guard: libcurl sends a request again on a fresh connection
+     * when a reused one closed before any response byte arrived. */
+    int allow_resend;            /* idempotent method without a body */
+    int request_attempts;        /* CURLOPT_PREREQFUNCTION calls */
+    int resend_blocked;
 
     long read_timeout_ms;        /* 0: no idle limit */
     int connected;               /* connected: the idle clock runs */

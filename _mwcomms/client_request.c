@@ -22,6 +22,16 @@
  * by default), still close idle connections first. */
 #define MAX_CONNECTION_AGE_S 30L
 
+/* libcurl 7.88's limit on the request line and headers that it builds
+ * (DYN_HTTP_REQUEST in lib/http.h); it reports going over it as
+ * CURLE_OUT_OF_MEMORY.  Form bodies below 64 KiB are sent in the same
+ * buffer, so a request can fail with headers below this limit too. */
+#define LIBCURL_MAX_REQUEST_HEAD (1024 * 1024)
+
+/* Largest curl_off_t; the assertion checks its width. */
+#define MAX_OFF_T CURL_OFF_T_C(0x7FFFFFFFFFFFFFFF)
+_Static_assert(sizeof(curl_off_t) == 8, "curl_off_t must be 64 bits");
+
 /* Interval between signal checks on the main thread (milliseconds). */
 #define SIGNAL_CHECK_INTERVAL_MS 100
 
@@ -187,6 +197,7 @@ mw_raise_transfer_error(CURLcode code, const char *error_buffer,
     const char *text;
     long request_size = 0;
     int request_sent;
+    int in_headers;
 
     if (curl_easy_getinfo(transfer->easy, CURLINFO_REQUEST_SIZE,
                           &request_size) != CURLE_OK) {
@@ -223,6 +234,73 @@ mw_raise_transfer_error(CURLcode code, const char *error_buffer,
                     request->safe_url, (long)code, request_sent, NULL);
         return;
     }
+    if (transfer->resend_blocked || code == CURLE_SEND_FAIL_REWIND) {
+        /* A streamed body cannot be rewound, so libcurl reports
+         * CURLE_SEND_FAIL_REWIND where prereq_callback would stop it. */
+        raise_error(mwcomms_TransferError,
+                    PyUnicode_FromFormat(
+                        "the connection closed before any response arrived; "
+                        "the request may have reached the server and was "
+                        "not sent again (%U)", request->safe_url),
+                    request->safe_url, (long)code, 1, NULL);
+        return;
+    }
+    if (transfer->content_length_error != MW_LENGTH_OK) {
+        raise_error(mwcomms_TransferError,
+                    PyUnicode_FromFormat(
+                        "invalid response: %s (%U)",
+                        transfer->content_length_error
+                            == MW_LENGTH_CONFLICTING
+                        ? "the Content-Length headers conflict"
+                        : "a Content-Length header is not a decimal number "
+                          "below 2**63", request->safe_url),
+                    request->safe_url, (long)code, request_sent, NULL);
+        return;
+    }
+    if (code == CURLE_PARTIAL_FILE) {
+        text = error_buffer[0] != '\0' ? error_buffer
+                                        : curl_easy_strerror(code);
+        raise_error(mwcomms_TransferError,
+                    PyUnicode_FromFormat("response ended early: %s (%U)",
+                                         text, request->safe_url),
+                    request->safe_url, (long)code, request_sent, NULL);
+        return;
+    }
+    in_headers = transfer->last_status != 0 && !transfer->headers_done;
+    if (code == CURLE_OUT_OF_MEMORY && in_headers) {
+        /* libcurl 7.88 reports a header line longer than its buffer as
+         * CURLE_OUT_OF_MEMORY; a failed allocation at this point would
+         * look the same, but is far less likely. */
+        raise_error(mwcomms_TransferError,
+                    PyUnicode_FromFormat(
+                        "invalid response: a header line is longer than "
+                        "libcurl's limit of %d bytes (%U)",
+                        CURL_MAX_HTTP_HEADER, request->safe_url),
+                    request->safe_url, (long)code, request_sent, NULL);
+        return;
+    }
+    if (code == CURLE_OUT_OF_MEMORY && !request_sent) {
+        raise_error(mwcomms_TransferError,
+                    PyUnicode_FromFormat(
+                        "libcurl could not build the request: the request "
+                        "line, headers and cookies exceed its limit of %d "
+                        "bytes, or memory ran out (%U)",
+                        LIBCURL_MAX_REQUEST_HEAD, request->safe_url),
+                    request->safe_url, (long)code, request_sent, NULL);
+        return;
+    }
+    if (code == CURLE_BAD_FUNCTION_ARGUMENT && in_headers) {
+        /* libcurl 7.88 stores each header for curl_easy_header and fails
+         * this way on a folded line with no header before it. */
+        raise_error(mwcomms_TransferError,
+                    PyUnicode_FromFormat(
+                        "invalid response: a header line starts with a "
+                        "space or tab (obsolete line folding) but has no "
+                        "header before it to continue (%U)",
+                        request->safe_url),
+                    request->safe_url, (long)code, request_sent, NULL);
+        return;
+    }
 
     switch (code) {
     case CURLE_COULDNT_RESOLVE_HOST:
@@ -255,8 +333,13 @@ mw_raise_transfer_error(CURLcode code, const char *error_buffer,
         cls = mwcomms_SSLError;
         break;
     case CURLE_URL_MALFORMAT:
-    case CURLE_UNSUPPORTED_PROTOCOL:
         cls = mwcomms_InvalidURL;
+        break;
+    case CURLE_UNSUPPORTED_PROTOCOL:
+        /* parse_url accepted the scheme, so once the request was sent
+         * this is libcurl rejecting the reply: a status line with an
+         * unknown HTTP version, or no status line at all (HTTP/0.9). */
+        cls = request_sent ? mwcomms_TransferError : mwcomms_InvalidURL;
         break;
     default:
         cls = mwcomms_TransferError;
@@ -1307,6 +1390,92 @@ read_callback(char *data, size_t size, size_t count, void *userdata)
     return available;
 }
 
+/* Parse a response's Content-Length value into *length.  The value may
+ * be a comma-separated list whose items must all be equal (RFC 9110
+ * section 8.6).  Return MW_LENGTH_OK or the problem. */
+static int
+parse_response_length(const char *data, size_t size, curl_off_t *length)
+{
+    const char *position = data;
+    const char *end = data + size;
+    curl_off_t first = -1;
+
+    while (1) {
+        curl_off_t value = 0;
+        int digits = 0;
+
+        while (position < end && (*position == ' ' || *position == '\t')) {
+            position++;
+        }
+        while (position < end && *position >= '0' && *position <= '9') {
+            int digit = *position - '0';
+
+            if (value > (MAX_OFF_T - digit) / 10) {
+                return MW_LENGTH_INVALID;
+            }
+            value = value * 10 + digit;
+            digits++;
+            position++;
+        }
+        while (position < end && (*position == ' ' || *position == '\t'
+                                  || *position == '\r'
+                                  || *position == '\n')) {
+            position++;
+        }
+        if (digits == 0) {
+            return MW_LENGTH_INVALID;
+        }
+        if (first >= 0 && value != first) {
+            return MW_LENGTH_CONFLICTING;
+        }
+        first = value;
+        if (position == end) {
+            break;
+        }
+        if (*position != ',') {
+            return MW_LENGTH_INVALID;
+        }
+        position++;
+    }
+    *length = first;
+    return MW_LENGTH_OK;
+}
+
+/* Check a Content-Length header line of the current response.  libcurl
+ * 7.88 does not: it takes the last of several headers, and it reads a
+ * value too large for curl_off_t as "read until the connection closes",
+ * which would accept a truncated body.  Return 0 when the line is fine. */
+static int
+check_content_length(mw_transfer *transfer, const char *data, size_t length)
+{
+    static const char name[] = "content-length:";
+    size_t name_length = sizeof(name) - 1;
+    curl_off_t value = -1;
+
+    if (length < name_length) {
+        return 0;
+    }
+    for (size_t i = 0; i < name_length; i++) {
+        char c = data[i];
+
+        if (c >= 'A' && c <= 'Z') {
+            c = (char)(c + ('a' - 'A'));
+        }
+        if (c != name[i]) {
+            return 0;
+        }
+    }
+    transfer->content_length_error = parse_response_length(
+        data + name_length, length - name_length, &value);
+    if (transfer->content_length_error == MW_LENGTH_OK
+            && transfer->response_length >= 0
+            && value != transfer->response_length) {
+        transfer->content_length_error = MW_LENGTH_CONFLICTING;
+    }
+    transfer->response_length = value;
+    return transfer->content_length_error != MW_LENGTH_OK ? -1 : 0;
+}
+
 /* libcurl passes one header line per call, status lines included.  Each
  * status line starts a new response (1xx interim responses and proxy
  * CONNECT responses come first), so the buffer restarts there and ends
@@ -1317,6 +1486,7 @@ header_callback(char *data, size_t size, size_t count, void *userdata)
 {
     mw_transfer *transfer = userdata;
     size_t length;
+    int status_line;
 
     if (count != 0 && size > SIZE_MAX / count) {
         transfer->out_of_memory = 1;
@@ -1325,15 +1495,23 @@ header_callback(char *data, size_t size, size_t count, void *userdata)
     length = size * count;
     transfer->last_activity_ms = monotonic_ms();
     transfer->connected = 1;
-    if (transfer->headers_done && transfer->pause_threshold != 0) {
-        /* Trailers after a streamed chunked body: the headers were
-         * already handed to Python, so they are dropped. */
+    status_line = length >= 5 && memcmp(data, "HTTP/", 5) == 0;
+    if (transfer->headers_done
+            && (!status_line || transfer->pause_threshold != 0)) {
+        /* Trailers of a chunked body are not part of the header block,
+         * and a trailer such as Set-Cookie must not act like a header.
+         * A status line after the final header block belongs to a request
+         * that libcurl sends again itself, after a 417 to Expect:
+         * 100-continue.  A stream drops it too, because its headers were
+         * already handed to Python. */
         return length;
     }
-    if (length >= 5 && memcmp(data, "HTTP/", 5) == 0) {
+    if (status_line) {
         const char *space = memchr(data, ' ', length);
 
         transfer->headers.len = 0;
+        transfer->headers_done = 0;
+        transfer->response_length = -1;
         transfer->last_status = 0;
         for (const char *digit = space != NULL ? space + 1 : data + length;
              digit < data + length && *digit >= '0' && *digit <= '9'
@@ -1350,6 +1528,9 @@ header_callback(char *data, size_t size, size_t count, void *userdata)
             transfer->headers_done = 1;
         }
     }
+    else if (check_content_length(transfer, data, length) < 0) {
+        return 0;
+    }
     if (length > MAX_RESPONSE_HEADER_BYTES - transfer->headers.len) {
         transfer->headers_too_large = 1;
         return 0;
@@ -1359,6 +1540,31 @@ header_callback(char *data, size_t size, size_t count, void *userdata)
         return 0;
     }
     return length;
+}
+
+/* Stop libcurl from sending a request a second time.  libcurl 7.88 calls
+ * this before each request it sends, and sends one again, on a new
+ * connection, when a reused connection closed before any response byte
+ * arrived (Curl_retry_request).  The server may still have received and
+ * run the first one, for example when it crashed or timed the connection
+ * out right after reading it, so only idempotent requests without a body
+ * go again.  A second call after a response arrived is a follow-up that
+ * libcurl makes itself, after a 417 to Expect: 100-continue or for HTTP
+ * authentication.  The server rejected the first request in that case,
+ * so the follow-up is allowed. */
+static int
+prereq_callback(void *userdata, char *primary_ip, char *local_ip,
+                int primary_port, int local_port)
+{
+    mw_transfer *transfer = userdata;
+
+    transfer->request_attempts++;
+    if (transfer->request_attempts > 1 && !transfer->allow_resend
+            && transfer->last_status == 0) {
+        transfer->resend_blocked = 1;
+        return CURL_PREREQFUNC_ABORT;
+    }
+    return CURL_PREREQFUNC_OK;
 }
 
 /* Run pending signal handlers when on the main thread, because with
@@ -1505,6 +1711,16 @@ mw_transfer_setup(CURL *easy, mw_request *request, mw_transfer *transfer,
     transfer->easy = easy;
     transfer->max_body = max_response_size < 0
         ? SIZE_MAX : (size_t)max_response_size;
+    transfer->response_length = -1;
+    /* GET, HEAD and OPTIONS are safe and idempotent (RFC 9110 section
+     * 9.2), so libcurl may send them again on a fresh connection when a
+     * reused one closed before any response byte.  prereq_callback stops
+     * the second attempt of everything else, and of anything with a body,
+     * so that an edit is never made twice. */
+    transfer->allow_resend = request->body_kind == MW_BODY_NONE
+        && (strcmp(request->method, "GET") == 0
+            || strcmp(request->method, "HEAD") == 0
+            || strcmp(request->method, "OPTIONS") == 0);
     transfer->read_timeout_ms = request->read_timeout_ms;
     transfer->last_activity_ms = monotonic_ms();
     error_buffer[0] = '\0';
@@ -1521,11 +1737,18 @@ mw_transfer_setup(CURL *easy, mw_request *request, mw_transfer *transfer,
     SETOPT(CURLOPT_FOLLOWLOCATION, 0L);
     SETOPT(CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_2TLS);
     SETOPT(CURLOPT_TCP_KEEPALIVE, 1L);
-    /* NOTE: libcurl resends a request once, silently, when a reused
-     * connection turns out to be closed before any response byte arrives.
-     * Not reusing connections idle for longer than this makes that rarer,
-     * but does not rule it out. */
+    /* A connection idle for longer than this may have been closed by the
+     * server, which makes a request on it fail (see prereq_callback). */
     SETOPT(CURLOPT_MAXAGE_CONN, MAX_CONNECTION_AGE_S);
+    SETOPT(CURLOPT_PREREQFUNCTION, prereq_callback);
+    SETOPT(CURLOPT_PREREQDATA, transfer);
+    /* Send the path as given: the OAuth signature covers it, and libcurl
+     * would otherwise remove "." and ".." segments after signing.
+     * Callers normalize the path when they want that. */
+    SETOPT(CURLOPT_PATH_AS_IS, 1L);
+    /* A reply without a status line is an error, not a body (libcurl's
+     * default since 7.66, set here for older versions). */
+    SETOPT(CURLOPT_HTTP09_ALLOWED, 0L);
     if (set_method(easy, request, transfer) < 0) {
         return -1;
     }
