@@ -151,6 +151,7 @@ int mw_request_parse(mw_request *request, PyObject *method, PyObject *url,
 int mw_request_parse_proxy(mw_request *request, PyObject *proxy,
                            PyObject *noproxy);
 int mw_buffer_append(mw_buffer *buffer, const char *data, size_t length);
+void mw_raise_unencodable(PyObject *header, const char *part);
 int mw_request_authorize(mw_request *request);
 void mw_request_clear(mw_request *request);
 int mw_transfer_setup(CURL *easy, mw_request *request, mw_transfer *transfer,

@@ -41,6 +41,7 @@ encode_text(PyObject *value, const char *what, int allow_none)
     }
     encoded = PyUnicode_AsUTF8String(value);
     if (encoded == NULL) {
+        mw_raise_unencodable(NULL, what);
         return NULL;
     }
     data = PyBytes_AS_STRING(encoded);
@@ -62,7 +63,12 @@ static PyObject *
 encode_value(PyObject *value)
 {
     if (PyUnicode_Check(value)) {
-        return PyUnicode_AsUTF8String(value);
+        PyObject *encoded = PyUnicode_AsUTF8String(value);
+
+        if (encoded == NULL) {
+            mw_raise_unencodable(NULL, "Multipart field value");
+        }
+        return encoded;
     }
     if (PyObject_CheckBuffer(value)) {
         return PyBytes_FromObject(value);

@@ -355,22 +355,67 @@ mw_raise_transfer_error(CURLcode code, const char *error_buffer,
 
 /* ---- Argument checks ------------------------------------------------- */
 
+/* Replace a pending UnicodeEncodeError with a ValueError that names the
+ * header, or part (such as "body") when header is NULL, and the position
+ * of the character.  The original exception carries the whole value, and
+ * values such as Cookie or a form body with a password are secret.  UTF-8
+ * fails only on lone surrogates.  Other exceptions, such as MemoryError,
+ * stay as they are. */
+void
+mw_raise_unencodable(PyObject *header, const char *part)
+{
+    PyObject *type = NULL;
+    PyObject *value = NULL;
+    PyObject *traceback = NULL;
+    Py_ssize_t start = -1;
+
+    if (!PyErr_ExceptionMatches(PyExc_UnicodeEncodeError)) {
+        return;
+    }
+    PyErr_Fetch(&type, &value, &traceback);
+    PyErr_NormalizeException(&type, &value, &traceback);
+    if (value == NULL || PyUnicodeEncodeError_GetStart(value, &start) < 0) {
+        PyErr_Clear();
+        start = -1;
+    }
+    Py_XDECREF(type);
+    Py_XDECREF(value);
+    Py_XDECREF(traceback);
+    if (header != NULL) {
+        PyErr_Format(PyExc_ValueError,
+                     "invalid value for header %R: the character at "
+                     "position %zd is a lone surrogate, which cannot be "
+                     "encoded", header, start);
+    }
+    else {
+        PyErr_Format(PyExc_ValueError,
+                     "invalid %s: the character at position %zd is a lone "
+                     "surrogate, which cannot be encoded as UTF-8", part,
+                     start);
+    }
+}
+
 static int
 parse_method(mw_request *request, PyObject *method)
 {
     const char *name;
+    Py_ssize_t length;
 
     if (!PyUnicode_Check(method)) {
         PyErr_Format(PyExc_TypeError, "method must be str, not %.100s",
                      Py_TYPE(method)->tp_name);
         return -1;
     }
-    name = PyUnicode_AsUTF8(method);
+    name = PyUnicode_AsUTF8AndSize(method, &length);
     if (name == NULL) {
-        return -1;
+        PyErr_Clear();
+        name = "";
+        length = -1;  /* matches no supported method */
     }
     for (int i = 0; supported_methods[i] != NULL; i++) {
-        if (strcmp(name, supported_methods[i]) == 0) {
+        /* Compare the lengths too: "POST\0X" must not pass as "POST". */
+        if ((size_t)length == strlen(supported_methods[i])
+                && strcmp(name, supported_methods[i]) == 0) {
             request->method = supported_methods[i];
             return 0;
         }
@@ -573,13 +618,18 @@ append_literal(struct curl_slist **list, const char *line)
 }
 
 /* Store the caller's Content-Length, which sets the size of a streamed
- * body.  Any other body sends the header as given. */
+ * body.  Other bodies reject the header (see add_header). */
 static int
 parse_content_length(mw_request *request, PyObject *name, PyObject *value)
 {
     PyObject *number = NULL;
     long long length;
 
+    if (request->content_length >= 0) {
+        PyErr_Format(PyExc_ValueError,
+                     "header %R is given more than once", name);
+        return -1;
+    }
     number = PyLong_FromUnicodeObject(value, 10);
     if (number == NULL) {
         PyErr_Clear();
@@ -648,11 +698,22 @@ add_header(mw_request *request, PyObject *name, PyObject *value,
     else if (name_equals(name, "expect")) {
         request->has_expect = 1;
     }
-    else if (name_equals(name, "content-length")
-             && request->body_kind == MW_BODY_STREAM) {
-        if (parse_content_length(request, name, value) < 0) {
-            return -1;
-        }
+    else if (name_equals(name, "transfer-encoding")
+             || (name_equals(name, "content-length")
+                 && request->body_kind != MW_BODY_STREAM)) {
+        /* libcurl frames the body itself.  A caller's value that differs
+         * from the real body would let the rest of the body be read as
+         * another request on the connection. */
+        PyErr_Format(PyExc_ValueError,
+                     "a %R header cannot be set: libcurl sets the message "
+                     "framing from the body", name);
+        return -1;
+    }
+    else if (name_equals(name, "content-length")) {
+        /* The size of a streamed body.  libcurl writes the header from
+         * CURLOPT_POSTFIELDSIZE_LARGE, and the driver checks that the
+         * body has exactly this size. */
+        return parse_content_length(request, name, value);
     }
     if (request->body_kind == MW_BODY_MULTIPART
             && name_equals(name, "content-type")) {
@@ -663,6 +724,7 @@ add_header(mw_request *request, PyObject *name, PyObject *value,
     }
     encoded = encode_header_value(value);
     if (encoded == NULL) {
+        mw_raise_unencodable(name, NULL);
         return -1;
     }
     if (name_equals(name, "content-type") && request->content_type == NULL) {
@@ -708,6 +770,29 @@ add_header_pair(mw_request *request, PyObject *item, PyObject *auth)
                         PySequence_Fast_GET_ITEM(pair, 1), auth);
     Py_DECREF(pair);
     return result;
+}
+
+/* Reject headers that libcurl could not fit in its request buffer, which
+ * it would report as "Out of memory".  The check counts the URL and the
+ * caller's headers; cookies and the headers that libcurl adds can still
+ * go over the limit (see mw_raise_transfer_error). */
+static int
+check_head_size(mw_request *request)
+{
+    size_t size = strlen(request->url_utf8);
+
+    for (struct curl_slist *item = request->headers; item != NULL;
+         item = item->next) {
+        size += strlen(item->data) + 2;
+    }
+    if (size >= LIBCURL_MAX_REQUEST_HEAD) {
+        PyErr_Format(PyExc_ValueError,
+                     "the URL and headers are %zu bytes, more than "
+                     "libcurl's limit of %d bytes for the request head",
+                     size, LIBCURL_MAX_REQUEST_HEAD);
+        return -1;
+    }
+    return 0;
 }
 
 /* headers: None, a dict (or any object with items()), or an iterable of
@@ -769,6 +854,10 @@ parse_headers(mw_request *request, PyObject *headers, PyObject *auth)
                 goto done;
             }
         }
+    }
+
+    if (check_head_size(request) < 0) {
+        goto done;
     }
 
     /* Without these, libcurl would add Content-Type:
@@ -923,6 +1012,7 @@ parse_body(mw_request *request, PyObject *body)
     if (PyUnicode_Check(body)) {
         request->body_owner = PyUnicode_AsUTF8String(body);
         if (request->body_owner == NULL) {
+            mw_raise_unencodable(NULL, "body");
             return -1;
         }
     }

@@ -79,6 +79,31 @@ mw_single_finish(mw_single *single)
     single->multi = NULL;
 }
 
+/* Raise ValueError for a streamed body whose size differs from the one
+ * sent in the Content-Length header.  Sending it anyway would leave the
+ * server waiting for the rest, or have it read the extra bytes as the
+ * next request on the connection.  Return -1. */
+static int
+raise_upload_size(mw_request *request, const char *comparison)
+{
+    PyErr_Format(PyExc_ValueError,
+                 "the streamed body is %s than its size of %lld bytes (the "
+                 "Content-Length header or the size of the file); the "
+                 "transfer was aborted", comparison,
+                 (long long)request->upload_length);
+    return -1;
+}
+
+static int
+check_upload_end(mw_request *request, mw_transfer *transfer)
+{
+    if (request->upload_length >= 0
+            && transfer->upload_produced != request->upload_length) {
+        return raise_upload_size(request, "shorter");
+    }
+    return 0;
+}
+
 /* Append the next piece of the upload body to transfer->upload, or set
  * upload_eof.  Called with the GIL. */
 static int
@@ -104,13 +129,14 @@ fill_upload(mw_request *request, mw_transfer *transfer)
                     return -1;
                 }
                 transfer->upload_eof = 1;
-                return 0;
+                return check_upload_end(request, transfer);
             }
         }
         if (PyUnicode_Check(chunk)) {
             encoded = PyUnicode_AsUTF8String(chunk);
             Py_DECREF(chunk);
             if (encoded == NULL) {
+                mw_raise_unencodable(NULL, "body");
                 return -1;
             }
             chunk = encoded;
@@ -128,10 +154,18 @@ fill_upload(mw_request *request, mw_transfer *transfer)
             if (request->upload_read != NULL) {
                 /* read() returns b'' at the end of the file. */
                 transfer->upload_eof = 1;
-                return 0;
+                return check_upload_end(request, transfer);
             }
             continue;  /* an empty item of an iterator ends nothing */
         }
+        if (request->upload_length >= 0
+                && view.len > request->upload_length
+                              - transfer->upload_produced) {
+            PyBuffer_Release(&view);
+            Py_DECREF(chunk);
+            return raise_upload_size(request, "longer");
+        }
+        transfer->upload_produced += view.len;
         appended = mw_buffer_append(&transfer->upload, view.buf,
                                     (size_t)view.len);
         PyBuffer_Release(&view);
