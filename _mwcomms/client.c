@@ -16,6 +16,7 @@
 
 #include <pthread.h>
 #include <string.h>
+#include <unistd.h>
 
 typedef struct {
     PyObject_HEAD
@@ -36,6 +37,10 @@ typedef struct {
     CURLSH *share;
     pthread_mutex_t share_locks[CURL_LOCK_DATA_LAST];
     int share_locks_ready;
+
+    /* Process that owns the handles; a request in another process (a
+     * child after fork()) starts with new ones, see reset_after_fork. */
+    pid_t pid;
 
     int cookies;
     Py_ssize_t max_response_size;  /* -1: no cap */
@@ -112,6 +117,72 @@ create_share(ClientObject *self)
     return 0;
 }
 
+/* ---- fork() --------------------------------------------------------- */
+
+/*
+ * Drop what a child process inherited from its parent: the idle handles,
+ * whose kept-alive connections are sockets that the parent still uses,
+ * and the share handle.  A request in the child then opens its own
+ * connections.  Without this, parent and child would send requests on
+ * one socket and read each other's responses.
+ *
+ * Nothing is cleaned up through libcurl.  curl_easy_cleanup would close
+ * each TLS connection with a close_notify alert, written to the socket
+ * that the parent still reads from, and the share handle and the locks
+ * may have been in use by a thread that does not exist in the child.  So
+ * the old handles and share handle are leaked: their memory, and the
+ * child's copies of the connection sockets, which stay open until the
+ * child exits but are never read or written.  The locks are initialized
+ * again for the same reason.
+ *
+ * NOTE: with cookies=True, the cookies the parent received are in the old
+ * share handle, so the child starts without them.
+ *
+ * Called with the GIL held, which keeps the threads of the child out of
+ * the pool meanwhile.  new_share is 0 when the client is about to close.
+ * Return -1 with an exception set when the new share handle fails.
+ */
+static int create_share(ClientObject *self);
+
+static int
+reset_after_fork(ClientObject *self, int new_share)
+{
+    pid_t pid = getpid();
+
+    if (self->pid == pid) {
+        return 0;
+    }
+    self->pid = pid;
+    pthread_mutex_init(&self->pool_lock, NULL);
+    for (int i = 0; i < CURL_LOCK_DATA_LAST; i++) {
+        pthread_mutex_init(&self->share_locks[i], NULL);
+    }
+    /* The handles in the array are leaked; the array is only ours. */
+    PyMem_RawFree(self->idle);
+    self->idle = NULL;
+    self->idle_count = 0;
+    self->handle_count = 0;
+    self->share_users = 0;
+    self->share = NULL;
+    if (self->closed || !new_share) {
+        return 0;
+    }
+    if (self->max_idle > 0) {
+        self->idle = PyMem_RawCalloc((size_t)self->max_idle, sizeof(CURL *));
+        if (self->idle == NULL) {
+            self->closed = 1;
+            PyErr_NoMemory();
+            return -1;
+        }
+    }
+    if (create_share(self) < 0) {
+        /* Closed, so that no request uses the client without a share. */
+        self->closed = 1;
+        return -1;
+    }
+    return 0;
+}
+
 /* ---- Handle pool ----------------------------------------------------- */
 
 static void release_handle(ClientObject *self, CURL *easy,
@@ -125,6 +196,9 @@ acquire_handle(ClientObject *self)
     CURL *easy = NULL;
     CURLSH *share;
 
+    if (reset_after_fork(self, 1) < 0) {
+        return NULL;
+    }
     pthread_mutex_lock(&self->pool_lock);
     if (self->closed) {
         pthread_mutex_unlock(&self->pool_lock);
@@ -242,6 +316,7 @@ close_client(ClientObject *self)
     if (!self->pool_lock_ready) {
         return;
     }
+    reset_after_fork(self, 0);
     pthread_mutex_lock(&self->pool_lock);
     self->closed = 1;
     idle = self->idle;
@@ -365,6 +440,7 @@ Client_new(PyTypeObject *type, PyObject *args, PyObject *kwargs)
     if (self == NULL) {
         return NULL;
     }
+    self->pid = getpid();
     self->cookies = cookies;
     self->max_idle = max_idle;
     self->max_response_size = -1;
@@ -641,6 +717,9 @@ Client_get_stats(ClientObject *self, void *closure)
     Py_ssize_t handles;
     Py_ssize_t idle;
 
+    if (reset_after_fork(self, 1) < 0) {
+        return NULL;
+    }
     pthread_mutex_lock(&self->pool_lock);
     handles = self->handle_count;
     idle = self->idle_count;

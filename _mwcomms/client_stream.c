@@ -15,6 +15,7 @@
 #include <string.h>
 #include <structmember.h>
 #include <time.h>
+#include <unistd.h>
 
 /* Unread body bytes at which the download pauses. */
 #define STREAM_BUFFER_BYTES (1024 * 1024)
@@ -326,6 +327,7 @@ typedef struct {
     char error_buffer[CURL_ERROR_SIZE];
     int busy;                    /* a read runs with the GIL released */
     int closed;
+    pid_t pid;                   /* process that started the transfer */
     int error_raised;
 
     int status;
@@ -349,6 +351,13 @@ stream_release(StreamObject *self)
 
     self->closed = 1;
     self->client = NULL;
+    if (easy != NULL && self->pid != getpid()) {
+        /* Opened before fork(): the connection belongs to the parent, so
+         * the handles are leaked as in the client's reset_after_fork. */
+        self->single.multi = NULL;
+        self->single.easy = NULL;
+        easy = NULL;
+    }
     mw_single_finish(&self->single);
     if (client != NULL && easy != NULL) {
         curl_easy_getinfo(easy, CURLINFO_NUM_CONNECTS, &connects);
@@ -420,6 +429,12 @@ stream_enter(StreamObject *self)
     }
     if (self->closed) {
         PyErr_SetString(PyExc_ValueError, "StreamResponse is closed");
+        return -1;
+    }
+    if (self->pid != getpid()) {
+        PyErr_SetString(PyExc_ValueError,
+                        "StreamResponse was opened before fork(): read it "
+                        "in the process that opened it");
         return -1;
     }
     self->busy = 1;
@@ -888,6 +903,7 @@ mw_stream_open(PyObject *client, PyObject *args, PyObject *kwargs)
     memset((char *)self + sizeof(PyObject), 0,
            sizeof(StreamObject) - sizeof(PyObject));
     self->closed = 1;  /* until a handle is held */
+    self->pid = getpid();
     PyObject_GC_Track(self);
     if (progress != Py_None) {
         self->progress = Py_NewRef(progress);
