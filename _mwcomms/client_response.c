@@ -12,7 +12,7 @@ typedef struct {
     int status;
     PyObject *reason;        /* str */
     PyObject *http_version;  /* str: '1.0', '1.1', '2' or '3' */
-    PyObject *headers;       /* list of (name, value) str tuples */
+    PyObject *headers;       /* tuple of (name, value) str tuples */
     PyObject *body;          /* bytes */
     PyObject *url;           /* str: the effective URL */
     double elapsed;          /* seconds */
@@ -67,8 +67,8 @@ find_header_values(ResponseObject *self, PyObject *name)
     return mw_find_header_values(self->headers, name);
 }
 
-/* Return the values of the headers named name in headers, a list of
- * (name, value) pairs, as a new list. */
+/* Return the values of the headers named name in headers, a tuple of
+ * (name, value) str pairs, as a new list. */
 PyObject *
 mw_find_header_values(PyObject *headers, PyObject *name)
 {
@@ -88,10 +88,8 @@ mw_find_header_values(PyObject *headers, PyObject *name)
     if (values == NULL) {
         goto error;
     }
-    /* The list is mutable from Python, so re-read its size each time and
-     * skip items that are not (str, str) pairs. */
-    for (Py_ssize_t i = 0; i < PyList_GET_SIZE(headers); i++) {
-        PyObject *item = Py_NewRef(PyList_GET_ITEM(headers, i));
+    for (Py_ssize_t i = 0; i < PyTuple_GET_SIZE(headers); i++) {
+        PyObject *item = Py_NewRef(PyTuple_GET_ITEM(headers, i));
         PyObject *lower = NULL;
         int equal = 0;
 
@@ -179,8 +177,9 @@ static PyMemberDef Response_members[] = {
     {"http_version", T_OBJECT_EX, offsetof(ResponseObject, http_version),
      READONLY, PyDoc_STR("HTTP version used: '1.0', '1.1', '2' or '3'.")},
     {"headers", T_OBJECT_EX, offsetof(ResponseObject, headers), READONLY,
-     PyDoc_STR("List of (name, value) pairs of the final response, in\n"
-               "received order, decoded as Latin-1.")},
+     PyDoc_STR("Tuple of (name, value) pairs of the final response, in\n"
+               "received order, decoded as Latin-1.  Trailers of a\n"
+               "chunked body are not included.")},
     {"body", T_OBJECT_EX, offsetof(ResponseObject, body), READONLY,
      PyDoc_STR("Body bytes, decoded from gzip, deflate, br or zstd when\n"
                "accept_encoding was true.")},
@@ -226,8 +225,8 @@ strip_whitespace(const char **start, const char **end)
     }
 }
 
-/* Parse the header block of the final response into *reason and a list
- * of (name, value) pairs.  Obsolete line folding (RFC 7230 section 3.2.4)
+/* Parse the header block of the final response into *reason and a tuple
+ * of (name, value) pairs, immutable so that get_header can rely on it.  Obsolete line folding (RFC 7230 section 3.2.4)
  * joins a continuation line to the previous value with one space. */
 int
 mw_parse_header_block(const char *data, size_t length, PyObject **reason,
@@ -236,6 +235,7 @@ mw_parse_header_block(const char *data, size_t length, PyObject **reason,
     const char *position = data;
     const char *end = data + length;
     int first = 1;
+    PyObject *list;
 
     *headers = PyList_New(0);
     if (*headers == NULL) {
@@ -331,7 +331,10 @@ mw_parse_header_block(const char *data, size_t length, PyObject **reason,
             return -1;
         }
     }
-    return 0;
+    list = *headers;
+    *headers = PyList_AsTuple(list);
+    Py_DECREF(list);
+    return *headers != NULL ? 0 : -1;
 }
 
 const char *

@@ -794,7 +794,8 @@ static PyMemberDef Stream_members[] = {
     {"http_version", T_OBJECT_EX, offsetof(StreamObject, http_version),
      READONLY, PyDoc_STR("HTTP version used: '1.0', '1.1', '2' or '3'.")},
     {"headers", T_OBJECT_EX, offsetof(StreamObject, headers), READONLY,
-     PyDoc_STR("List of (name, value) pairs of the response headers.")},
+     PyDoc_STR("Tuple of (name, value) pairs of the response headers,\n"
+               "in received order, decoded as Latin-1.")},
     {"url", T_OBJECT_EX, offsetof(StreamObject, url), READONLY,
      PyDoc_STR("Effective URL.")},
     {NULL}

@@ -68,7 +68,7 @@ def test_get_echo(client, http_server):
     assert response.local_port == data['client_port']
     assert response.elapsed >= 0.0
     assert response.get_header('content-type') == 'application/json'
-    assert isinstance(response.headers, list)
+    assert isinstance(response.headers, tuple)
     assert all(isinstance(pair, tuple) and len(pair) == 2
                for pair in response.headers)
 
@@ -735,12 +735,18 @@ def count_responses() -> int:
     return sum(isinstance(obj, _mwcomms.Response) for obj in gc.get_objects())
 
 
-def test_response_cycle_collected(client, http_server):
+def test_response_freed(client, http_server):
     response = client.request('GET', http_server.url())
-    response.headers.append(response)
     del response
     gc.collect()
     assert count_responses() == 0
+
+
+def test_response_headers_immutable(client, http_server):
+    response = client.request('GET', http_server.url())
+    assert isinstance(response.headers, tuple)
+    with pytest.raises(AttributeError):
+        response.headers.append(('Content-Length', 5))
 
 
 def test_memory_flat(http_server):
