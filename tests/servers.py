@@ -666,3 +666,86 @@ class Nginx:
             except subprocess.TimeoutExpired:
                 self.process.kill()
                 self.process.wait()
+
+
+class RawServer:
+    """TCP server on 127.0.0.1 whose handler writes raw bytes, for
+    responses that no HTTP library would produce.
+
+    handler(server, connection, index) runs in a thread per accepted
+    connection; index counts connections from 0.  Each connection is
+    closed when its handler returns.  requests collects what handlers
+    record, under lock.
+    """
+
+    def __init__(self, handler):
+        self.handler = handler
+        self.sock = socket.socket()
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.sock.bind(('127.0.0.1', 0))
+        self.sock.listen(16)
+        self.port = self.sock.getsockname()[1]
+        self.connections = 0
+        self.requests = []
+        self.lock = threading.Lock()
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def url(self, path: str = '/') -> str:
+        return f'http://127.0.0.1:{self.port}{path}'
+
+    def record(self, item):
+        with self.lock:
+            self.requests.append(item)
+
+    def _accept(self):
+        while True:
+            try:
+                connection, _ = self.sock.accept()
+            except OSError:
+                return
+            with self.lock:
+                index = self.connections
+                self.connections += 1
+            threading.Thread(target=self._serve, args=(connection, index),
+                             daemon=True).start()
+
+    def _serve(self, connection, index):
+        connection.settimeout(BLOCK_LIMIT_S)
+        try:
+            self.handler(self, connection, index)
+        except OSError:
+            pass
+        finally:
+            connection.close()
+
+    def stop(self):
+        self.sock.close()
+
+
+def read_raw_request(connection, pending: bytes = b''):
+    """Read one request with a Content-Length body (or none) from a
+    socket.  Return (head, body, pending), where pending is what follows
+    the body, or (None, None, pending) when the peer closed first."""
+    while b'\r\n\r\n' not in pending:
+        data = connection.recv(65536)
+        if not data:
+            return None, None, pending
+        pending += data
+    head, rest = pending.split(b'\r\n\r\n', 1)
+    length = 0
+    for line in head.split(b'\r\n')[1:]:
+        name, _, value = line.partition(b':')
+        if name.strip().lower() == b'content-length':
+            length = int(value)
+    while len(rest) < length:
+        data = connection.recv(65536)
+        if not data:
+            break
+        rest += data
+    return head, rest[:length], rest[length:]
+
+
+def raw_reply(connection, body: bytes = b'ok', extra: bytes = b''):
+    """Send a 200 response with body and the header lines in extra."""
+    connection.sendall(b'HTTP/1.1 200 OK\r\nContent-Length: %d\r\n%s\r\n'
+                       % (len(body), extra) + body)
