@@ -104,4 +104,6 @@ def make_extension():
     )
 
 
-setup(ext_modules=[make_extension()])
+# The package list is here rather than in pyproject.toml's [tool.setuptools]
+# table, which older setuptools releases warn about as a beta feature.
+setup(packages=['pywikibot_ext'], ext_modules=[make_extension()])

@@ -48,11 +48,18 @@ class _Step:
         }
 
 
-def run(page_count: int) -> dict:
-    watch = Stopwatch()
+def run(argv, watch: Stopwatch) -> dict:
     summary = {'steps': watch.steps}
 
-    with watch('site and login'):
+    # pywikibot's argument handling already creates the site and checks
+    # the login, so the first step includes it.
+    with watch('arguments, site and login'):
+        page_count = 20
+        for arg in pywikibot.handle_args(argv):
+            option, _, value = arg.partition(':')
+            if option != '-pages':
+                raise SystemExit(f'unknown option {arg}')
+            page_count = int(value)
         site = pywikibot.Site()
         site.login()
     summary['site'] = str(site)
@@ -60,7 +67,7 @@ def run(page_count: int) -> dict:
     summary['userinfo_name'] = site.userinfo['name']
 
     titles = [f'Mwcomms demo/page {number}' for number in range(page_count)]
-    with watch('create missing pages'):
+    with watch('check or create sandbox pages'):
         created = 0
         for title in titles:
             page = pywikibot.Page(site, title)
@@ -105,17 +112,9 @@ def run(page_count: int) -> dict:
 
 
 def main(argv=None) -> int:
-    page_count = 20
-    for arg in pywikibot.handle_args(argv):
-        option, _, value = arg.partition(':')
-        if option == '-pages':
-            page_count = int(value)
-        else:
-            pywikibot.error(f'unknown option {arg}')
-            return 2
     started = time.perf_counter()
     cpu = time.process_time()
-    summary = run(page_count)
+    summary = run(argv, Stopwatch())
     summary['total'] = {'wall': time.perf_counter() - started,
                         'cpu': time.process_time() - cpu}
     print(json.dumps(summary))

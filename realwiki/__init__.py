@@ -41,6 +41,17 @@ FRONT_START_TIMEOUT_S = 30
 FRONT_STOP_TIMEOUT_S = 10
 
 
+class _Environment(dict):
+    """Environment variables for a child process, with a quiet repr.
+
+    The process environment can hold secrets (OAuth tokens for the remote
+    tests, passwords); pytest prints local variables of failing frames.
+    """
+
+    def __repr__(self):
+        return '<environment: %d variables>' % len(self)
+
+
 class RealWikiError(RuntimeError):
     """The wiki or the front could not be started or stopped."""
 
@@ -94,7 +105,7 @@ class Wiki:
         Arguments left as None come from RW_DIR, RW_HTTP_PORT and
         RW_TLS_PORT in the environment, then wiki.sh's defaults.
         """
-        env = dict(os.environ)
+        env = _Environment(os.environ)
         for name, value in (('RW_DIR', rw_dir), ('RW_HTTP_PORT', http_port),
                             ('RW_TLS_PORT', tls_port)):
             if value is not None:
@@ -156,7 +167,7 @@ class OAuthFront:
         log_file = state_dir / 'oauth_front.log'
         if state_file.exists():
             state_file.unlink()
-        env = dict(os.environ)
+        env = _Environment(os.environ)
         env['RW_BOTPW_PASS'] = wiki.botpassword
         # Secrets go through the environment, never the command line.
         for name, value in (('RW_OAUTH_CONSUMER_KEY', consumer_key),

@@ -32,8 +32,15 @@ if [ ! -x "$VENV/bin/python" ]; then
     say "creating virtual environment $VENV"
     "$PYTHON" -m venv "$VENV"
 fi
-say "pip install mwcomms with its test and benchmark extras"
-"$VENV/bin/python" -m pip install -q --disable-pip-version-check \
-    "$ROOT[test,bench]"
+# Reinstall only when the sources changed since the last install.
+stamp="$VENV/.mwcomms-installed"
+digest=$(cd "$ROOT" && cat setup.py pyproject.toml _mwcomms/* pywikibot_ext/*.py \
+    | sha256sum | cut -d' ' -f1)
+if [ "$(cat "$stamp" 2>/dev/null)" != "$digest" ]; then
+    say "pip install mwcomms with its test and benchmark extras"
+    "$VENV/bin/python" -m pip install -q --disable-pip-version-check \
+        "$ROOT[test,bench]"
+    echo "$digest" >"$stamp"
+fi
 # The in-place build lets tests and benchmarks run from the source tree.
 (cd "$ROOT" && "$VENV/bin/python" setup.py -q build_ext --inplace >/dev/null)
