@@ -47,8 +47,10 @@ class Options:
         asks unless a wiki allows more.  Writes are always serial.
     """
 
-    __slots__ = ('signed_get', 'correct_clock_skew', 'max_nonce_retries',
-                 'download_progress', 'max_read_concurrency')
+    # A plain class instead of a dataclass: importing dataclasses costs
+    # several milliseconds at every start.
+    _names = ('signed_get', 'correct_clock_skew', 'max_nonce_retries',
+              'download_progress', 'max_read_concurrency')
 
     def __init__(self, signed_get: bool = True,
                  correct_clock_skew: bool = True,
@@ -63,14 +65,14 @@ class Options:
 
     def __repr__(self) -> str:
         values = ', '.join(f'{name}={getattr(self, name)!r}'
-                           for name in self.__slots__)
+                           for name in self._names)
         return f'Options({values})'
 
     def __eq__(self, other) -> bool:
         if not isinstance(other, Options):
             return NotImplemented
         return all(getattr(self, name) == getattr(other, name)
-                   for name in self.__slots__)
+                   for name in self._names)
 
 
 options = Options()

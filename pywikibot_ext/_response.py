@@ -82,8 +82,11 @@ class Response(requests.Response):
 
     # requests.Response.__init__ builds a cookie jar and several empty
     # containers on every response; this constructor sets the same
-    # attributes from the C result and builds ``cookies`` on first use.
-    def __init__(self, result, request: requests.PreparedRequest) -> None:
+    # attributes from the C result and builds ``cookies`` and ``request``
+    # on first use.  *sent* is (method, url, header pairs, body) for the
+    # lazily built ``request`` when *request* is None.
+    def __init__(self, result, request: requests.PreparedRequest | None,
+                 sent: tuple | None = None) -> None:
         self._content = result.body
         self._content_consumed = True
         self._next = None
@@ -97,8 +100,27 @@ class Response(requests.Response):
         self.history = []
         self.reason = result.reason
         self.elapsed = datetime.timedelta(seconds=result.elapsed)
-        self.request = request
+        self._request = request
+        self._sent = sent
         self.connection = None
+
+    @property
+    def request(self) -> requests.PreparedRequest | None:
+        """The PreparedRequest that describes what was sent."""
+        if self._request is None and self._sent is not None:
+            self._request = make_request(*self._sent)
+            self._sent = None
+        return self._request
+
+    @request.setter
+    def request(self, value) -> None:
+        self._request = value
+        self._sent = None
+
+    @property
+    def ok(self) -> bool:
+        """False for a 4xx or 5xx status, as requests' raise_for_status."""
+        return not 400 <= self.status_code < 600
 
     @property
     def cookies(self) -> requests.cookies.RequestsCookieJar:
@@ -158,7 +180,8 @@ class StreamedResponse(Response):
         self.history = []
         self.reason = stream.reason
         self.elapsed = datetime.timedelta(seconds=elapsed)
-        self.request = request
+        self._request = request
+        self._sent = None
         self.connection = None
 
 

@@ -11,7 +11,6 @@ from __future__ import annotations
 import base64
 import json as jsonlib
 import logging
-import os
 import re
 import threading
 import time
@@ -33,6 +32,7 @@ from pywikibot_ext._oauth_text import (
     expired_timestamps,
     server_time_from_date,
 )
+from pywikibot_ext._environ import getenv
 from pywikibot_ext._multipart import multipart_body
 from pywikibot_ext._proxy import select_proxy
 from pywikibot_ext._response import (
@@ -212,7 +212,11 @@ class Transport:
     def _send_once(self, method, url, headers, body, signer, extra_cookies,
                    timeout, verify, proxy, stream=False,
                    progress=None) -> Response:
-        pairs = list(headers.items())
+        store = headers._store
+        if 'content-length' in store or 'transfer-encoding' in store:
+            pairs = _framing_checked(store, body, method)
+        else:
+            pairs = list(store.values())
         jar = self.cookie_jar
         cookie_req = None
         if 'Cookie' not in headers:
@@ -256,11 +260,11 @@ class Transport:
             if cookie_req is None:
                 cookie_req = cookie_request(url)
             jar.extract_cookies(CookieResponse(result), cookie_req)
-        request = make_request(method, url, pairs, body)
         if stream:
-            return StreamedResponse(result, request,
+            return StreamedResponse(result,
+                                    make_request(method, url, pairs, body),
                                     time.perf_counter() - started)
-        return Response(result, request)
+        return Response(result, None, (method, url, pairs, body))
 
     # -- helpers ----------------------------------------------------------
 
@@ -297,11 +301,11 @@ class Transport:
         if hasattr(data, 'read') or _is_stream(data):
             # requests sends Content-Length when it can tell the size and
             # chunked transfer encoding otherwise.
+            # The C client sends chunked transfer encoding by itself when
+            # it is given no size.
             length = super_len(data)
             if length:
                 headers['Content-Length'] = str(length)
-            else:
-                headers['Transfer-Encoding'] = 'chunked'
             return data
         body = RequestEncodingMixin._encode_params(data)
         headers.setdefault('Content-Type',
@@ -348,8 +352,8 @@ class Transport:
         True, so the same environment keeps working here.
         """
         if verify is None or verify is True:
-            bundle = (os.environ.get('REQUESTS_CA_BUNDLE')
-                      or os.environ.get('CURL_CA_BUNDLE'))
+            bundle = (getenv('REQUESTS_CA_BUNDLE')
+                      or getenv('CURL_CA_BUNDLE'))
             return bundle or True
         return verify
 
@@ -431,6 +435,25 @@ def rejected_timestamp_server_time(response: Response) -> int | None:
     if server_time is None:
         server_time = server_time_from_date(response.headers.get('date'))
     return server_time
+
+
+def _framing_checked(store, body, method) -> list:
+    """Return the header pairs without framing headers libcurl sets.
+
+    libcurl frames the body itself and rejects these headers, except a
+    Content-Length that gives the size of a streamed body.  requests, too,
+    replaces a caller's Content-Length with the real size.
+    """
+    streamed = method != 'HEAD' and (hasattr(body, 'read')
+                                     or _is_stream(body))
+    pairs = []
+    for key, pair in store.items():
+        if key == 'transfer-encoding':
+            continue
+        if key == 'content-length' and not streamed:
+            continue
+        pairs.append(pair)
+    return pairs
 
 
 def _is_stream(data) -> bool:

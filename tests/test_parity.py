@@ -119,7 +119,8 @@ config.socket_timeout = (5, 0.5)
 out['timeout'] = outcome(lambda: http.fetch(local + '/slow?seconds=2'))
 config.socket_timeout = (3, 30)
 out['refused'] = outcome(lambda: http.fetch(settings['refused']))
-out['invalid_url'] = outcome(lambda: http.fetch('http://[::1/x'))
+out['invalid_url'] = outcome(lambda: http.fetch('http://'))
+out['unparsable_url'] = outcome(lambda: http.fetch('http://[::1/x'))
 out['untrusted_tls'] = outcome(lambda: http.fetch(settings['tls']))
 
 # Retry-After and pywikibot's maxlag loop, with the site's API pointed at
@@ -248,7 +249,7 @@ def test_parity_modes(runs):
     'logged_in', 'user', 'siteinfo', 'token', 'revision_user',
     'revision_count', 'cookie_file', 'missing_page', 'bad_token',
     'status_500', 'status_414', 'status_504', 'timeout', 'refused',
-    'invalid_url', 'untrusted_tls', 'retry_after', 'maxlag_reply',
+    'invalid_url', 'unparsable_url', 'untrusted_tls', 'retry_after', 'maxlag_reply',
     'maxlag_retry_after'])
 def test_parity_same(runs, key):
     assert runs['mwcomms'][key] == runs['stock'][key]
@@ -292,6 +293,9 @@ def test_parity_errors(runs):
     assert ours['status_504'] == ['pywikibot', 'Server504Error']
     assert ours['timeout'] == ['pywikibot', 'ServerError']
     assert ours['invalid_url'] == ['pywikibot', 'FatalServerError']
+    # pywikibot's fetch parses the URL itself before any request.
+    assert ours['unparsable_url'] == ['builtins', 'ValueError']
+    assert ours['refused'] == ['requests', 'ConnectionError']
     assert ours['untrusted_tls'] == ['pywikibot', 'FatalServerError']
 
 

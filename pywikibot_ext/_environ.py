@@ -1,0 +1,32 @@
+"""Read environment variables cheaply on every request.
+
+``os.environ.get()`` encodes the name and decodes the value through
+several Python calls.  On CPython, os.environ keeps its items in the
+dict ``os.environ._data`` keyed by the encoded name, and every change made
+through os.environ updates that dict, so looking the name up there gives
+the same answer.  Elsewhere this falls back to os.environ.get().
+"""
+from __future__ import annotations
+
+import os
+
+__all__ = ['getenv']
+
+_data = getattr(os.environ, '_data', None)
+_encode_key = getattr(os.environ, 'encodekey', None)
+_decode_value = getattr(os.environ, 'decodevalue', None)
+_encoded_names: dict[str, object] = {}
+
+
+def _fast_getenv(name: str) -> str | None:
+    key = _encoded_names.get(name)
+    if key is None:
+        key = _encoded_names[name] = _encode_key(name)
+    value = _data.get(key)
+    return None if value is None else _decode_value(value)
+
+
+if isinstance(_data, dict) and _encode_key and _decode_value:
+    getenv = _fast_getenv
+else:
+    getenv = os.environ.get
