@@ -3,8 +3,8 @@
 ``os.environ.get()`` encodes the name and decodes the value through
 several Python calls.  On CPython, os.environ keeps its items in the
 dict ``os.environ._data`` keyed by the encoded name, and every change made
-through os.environ updates that dict, so looking the name up there gives
-the same answer.  Elsewhere this falls back to os.environ.get().
+through os.environ updates that dict, so a lookup there returns what
+os.environ.get() returns.  Elsewhere this falls back to os.environ.get().
 """
 from __future__ import annotations
 

@@ -254,10 +254,10 @@ def _header_encoding(response) -> str | None:
 def decide_encoding(response, charset, headers) -> str | None:
     """Return ``http._decide_encoding(response, charset)``, faster.
 
-    The common case (no charset requested, no Accept-Charset header, a
-    Content-Type that names the encoding and a body that decodes with it)
-    is decided here; pywikibot's function decides every other case, and
-    logs or warns as it does.
+    This function decides the common case: no charset requested, no
+    Accept-Charset header, a Content-Type that names the encoding, and a
+    body that decodes with it.  pywikibot's function decides every other
+    case, and logs or warns as it does.
     """
     if charset is None and not any(name.lower() == 'accept-charset'
                                    for name in headers):

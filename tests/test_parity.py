@@ -140,7 +140,7 @@ print(json.dumps(out))
 
 
 class MaxlagHandler(http.server.BaseHTTPRequestHandler):
-    """Answer the first two API requests of each mode with maxlag errors."""
+    """Reply to the first two API requests of each mode with maxlag errors."""
 
     protocol_version = 'HTTP/1.1'
 
@@ -286,7 +286,7 @@ def test_parity_upload_download(runs, mode, kind):
 def test_parity_errors(runs):
     ours = runs['mwcomms']
     assert ours['missing_page'] == ['pywikibot', 'NoPageError']
-    # pywikibot answers badtoken by fetching a new token and resending.
+    # pywikibot handles badtoken by fetching a new token and resending.
     assert ours['bad_token'] == 'ok'
     assert ours['status_500'] == ['pywikibot', 'ServerError']
     assert ours['status_414'] == ['pywikibot', 'Client414Error']
