@@ -130,9 +130,12 @@ def test_body_matches_requests(servers, transport, case):
     actual = transport.request('POST', url, timeout=10, **kwargs)
     ours, theirs = seen(actual), seen(expected)
     if case == 'files':
-        # The multipart boundary is random; compare the rest.
+        # The multipart boundary is random and libcurl's is longer than
+        # requests', which changes Content-Length too; compare the rest.
         boundary_ours = ours['headers'].pop('content-type').split('=')[1]
         boundary_theirs = theirs['headers'].pop('content-type').split('=')[1]
+        del ours['headers']['content-length']
+        del theirs['headers']['content-length']
         ours['body'] = ours['body'].replace(boundary_ours, 'B')
         theirs['body'] = theirs['body'].replace(boundary_theirs, 'B')
     assert ours == theirs
@@ -316,9 +319,3 @@ def test_oauth_signer_cached_per_credentials(transport):
     first = transport.oauth_for(CREDENTIALS)
     assert transport.oauth_for(tuple(CREDENTIALS)) is first
     assert isinstance(first, _mwcomms.OAuth1)
-
-
-def test_proxies_argument_rejected(servers, transport):
-    with pytest.raises(NotImplementedError, match='http_proxy'):
-        transport.request('GET', servers[0] + '/echo',
-                          proxies={'http': 'http://127.0.0.1:1'})
