@@ -1638,10 +1638,10 @@ header_callback(char *data, size_t size, size_t count, void *userdata)
  * arrived (Curl_retry_request).  The server may still have received and
  * run the first one, for example when it crashed or timed the connection
  * out right after reading it, so only idempotent requests without a body
- * go again.  A second call after a response arrived is a follow-up that
- * libcurl makes itself, after a 417 to Expect: 100-continue or for HTTP
- * authentication.  The server rejected the first request in that case,
- * so the follow-up is allowed. */
+ * go again.  A second call after a final response arrived is a follow-up
+ * that libcurl makes itself, after a 417 to Expect: 100-continue or for
+ * HTTP authentication.  The server rejected the first request in that
+ * case, so the follow-up is allowed. */
 static int
 prereq_callback(void *userdata, char *primary_ip, char *local_ip,
                 int primary_port, int local_port)
@@ -1650,7 +1650,7 @@ prereq_callback(void *userdata, char *primary_ip, char *local_ip,
 
     transfer->request_attempts++;
     if (transfer->request_attempts > 1 && !transfer->allow_resend
-            && transfer->last_status == 0) {
+            && transfer->last_status < 200) {
         transfer->resend_blocked = 1;
         return CURL_PREREQFUNC_ABORT;
     }
