@@ -83,8 +83,30 @@ _installed = False
 _originals: dict[tuple[str, str], object] = {}
 
 
+# pywikibot releases whose internals the patches were tested against.
+TESTED_PYWIKIBOT = ((11, 9), (11, 9))
+
+
+def _check_pywikibot_version() -> None:
+    import pywikibot
+
+    from pywikibot_ext import _log
+
+    version = pywikibot.__version__
+    try:
+        major_minor = tuple(int(part) for part in version.split('.')[:2])
+    except ValueError:
+        major_minor = None
+    low, high = TESTED_PYWIKIBOT
+    if major_minor is None or not low <= major_minor <= high:
+        _log.warning(
+            'mwcomms %s was tested with pywikibot %d.%d only, not %s; '
+            'if a bot misbehaves, remove the mwcomms line from '
+            'user-config.py and report it', __version__, *low, version)
+
+
 def _patch_http(module) -> None:
-    from pywikibot_ext import _pywikibot
+    from pywikibot_ext import _log, _pywikibot
 
     replacements = {
         'fetch': _pywikibot.fetch,
@@ -94,6 +116,18 @@ def _patch_http(module) -> None:
     for name, value in replacements.items():
         _originals.setdefault((module.__name__, name), getattr(module, name))
         setattr(module, name, value)
+    # The user agent names the transport that actually sends, as stock
+    # pywikibot names requests.
+    products = module.USER_AGENT_PRODUCTS
+    _originals.setdefault((module.__name__, 'USER_AGENT_PRODUCTS'),
+                          dict(products))
+    import _mwcomms
+    products['http_backend'] = (f'mwcomms/{__version__} '
+                                f'{_mwcomms.curl_version().split()[0]}')
+    _check_pywikibot_version()
+    _log.debug(
+        'mwcomms %s installed: pywikibot HTTP requests go through %s',
+        __version__, _mwcomms.curl_version())
 
 
 def _patch_site_detect(module) -> None:

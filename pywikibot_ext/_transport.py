@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import base64
 import json as jsonlib
-import logging
 import re
 import threading
 import time
@@ -24,7 +23,7 @@ from requests.utils import requote_uri, super_len
 
 import _mwcomms
 
-from pywikibot_ext import options
+from pywikibot_ext import _log, options
 from pywikibot_ext._oauth_text import (
     API_ERROR_CODE,
     INDEX_ERROR_CODE,
@@ -46,8 +45,6 @@ from pywikibot_ext._response import (
 
 __all__ = ['Transport', 'to_requests_exception']
 
-logger = logging.getLogger('pywikibot_ext')
-logger.addHandler(logging.NullHandler())
 
 # Status codes after which requests follows the Location header.
 REDIRECT_STATUSES = frozenset((301, 302, 303, 307, 308))
@@ -274,7 +271,7 @@ class Transport:
         """Store the wiki's clock offset on the signer of its host."""
         old_offset = signer.clock_offset
         signer.clock_offset = clock_offset(server_time)
-        logger.warning(
+        _log.warning(
             'OAuth: %s rejected the request timestamp; sending it once '
             'more with clock_offset %+d s (was %+d s). Synchronise this '
             "computer's clock (NTP) to avoid the extra request.",
@@ -528,6 +525,8 @@ def to_requests_exception(exc: _mwcomms.Error,
     code = getattr(exc, 'curl_code', 0)
     url = _redact_url(getattr(exc, 'url', None) or request.url)
     detail = str(exc)
+    # The C message ends with the URL, which the texts below name first.
+    detail = detail.removesuffix(f' ({url})')
     if isinstance(exc, _mwcomms.Timeout):
         if getattr(exc, 'phase', 'read') == 'connect':
             return rexc.ConnectTimeout(f'Connection to {url} timed out: '

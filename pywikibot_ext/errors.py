@@ -68,6 +68,10 @@ class OAuthError(NoUsernameError):
 
     hint = ('Check the four OAuth values in user-config.py '
             '(authenticate[...]) and the consumer on the wiki.')
+    #: The hint for a Special:OAuth reply (the handshake or identify),
+    #: where the tokens come from the caller rather than user-config.py.
+    handshake_hint = ('Check the consumer key and secret that were given '
+                      'to the handshake, and the consumer on the wiki.')
 
     def __init__(self, reason: str, *, code: str | None = None,
                  where: object = None) -> None:
@@ -87,6 +91,8 @@ class InvalidConsumerError(OAuthError):
             'user-config.py) is not registered on this wiki: check for a '
             'typo and that the consumer was registered on this wiki or on '
             'the central wiki of its farm.')
+    handshake_hint = ('The consumer key that was given to the handshake is '
+                      'not registered on this wiki: check for a typo.')
 
 
 class ConsumerNotApprovedError(OAuthError):
@@ -106,6 +112,8 @@ class InvalidTokenError(OAuthError):
             'or was revoked (Special:OAuthManageMyGrants): check the access '
             'key (third value of authenticate[...]) and run '
             '"pwb login -oauth" for a new access token.')
+    handshake_hint = ('The request or access token is unknown to the wiki '
+                      'or was already used: start the handshake again.')
 
 
 class InvalidVerifierError(OAuthError):
@@ -125,6 +133,9 @@ class InvalidSignatureError(OAuthError):
             'fourth values of authenticate[...]), and that the family file '
             'uses the scheme, host and port of the wiki\'s server name: '
             'the signature covers all three.')
+    handshake_hint = ('Check the consumer secret that was given to the '
+                      'handshake, and that the wiki address uses the scheme, '
+                      'host and port of the wiki\'s server name.')
 
 
 class NonceUsedError(OAuthError):
@@ -239,6 +250,23 @@ def error_from_api(code: str, info: str, *,
 
 def error_from_index_php(body: bytes | str, *,
                          where: object = None) -> OAuthError:
+    """Return the exception for a ``Special:OAuth`` reply without a token.
+
+    The message carries the class's ``handshake_hint``: the handshake and
+    identify use tokens that the caller passed, not user-config.py's.
+    """
+    error = _error_from_special_page(body, where=where)
+    # Only classes whose hint names user-config.py define their own
+    # handshake_hint; the others' hints fit the handshake as they are.
+    handshake_hint = vars(type(error)).get('handshake_hint')
+    if handshake_hint is not None:
+        # pywikibot's Error keeps its message in .unicode.
+        error.unicode = error.unicode.replace(error.hint, handshake_hint)
+    return error
+
+
+def _error_from_special_page(body: bytes | str, *,
+                             where: object = None) -> OAuthError:
     """Return the exception for a ``Special:OAuth`` reply without a token.
 
     The wiki returns its errors as HTTP 200: a JSON object (``error`` and
