@@ -1,9 +1,9 @@
 """The mwcomms demo: one bot, two transports, one real local wiki.
 
-Starts the local MediaWiki (realwiki/wiki.sh) and its OAuth 1.0a front,
-then runs demo/bot.py several times with OAuth through mwcomms and
-through stock pywikibot (requests + requests_oauthlib), alternating, and
-prints what the bot did and the median wall and CPU time of each step.
+Starts the local MediaWiki (realwiki/wiki.sh) and its OAuth 1.0a front.
+Then it runs demo/bot.py several times with OAuth, alternating between
+mwcomms and stock pywikibot (requests + requests_oauthlib).  It prints
+what the bot did and the median wall and CPU time of each step.
 
     python demo/run.py [--rounds 3] [--pages 20] [--keep-wiki]
 """
