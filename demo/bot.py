@@ -2,7 +2,7 @@
 
 It logs in, makes sure some sandbox pages exist, reads them, edits the
 account's user page, checks from the page history who made the edit and
-logs out.  It knows nothing about mwcomms: user-config.py decides the
+logs out.  It does not refer to mwcomms: user-config.py selects the
 transport.  The last line of its output is a JSON summary.
 
     python demo/bot.py -family:oauthwiki -lang:en [-pages:20]

@@ -2,10 +2,10 @@
 
     python -m realwiki PYWIKIBOT_DIR [--stock]
 
-Starts the wiki (if it is not running) and an OAuth front, writes a
-pywikibot configuration into PYWIKIBOT_DIR (families realwiki and
-oauthwiki; the mwcomms enabling line unless --stock), prints how to use
-it, and serves until Enter or Ctrl-C.  Then it stops the front, and the
+Starts the wiki (if it is not running) and an OAuth front.  Writes a
+pywikibot configuration into PYWIKIBOT_DIR: the families realwiki and
+oauthwiki, and the mwcomms enabling line unless --stock is given.  Then
+prints how to use it and serves until Enter or Ctrl-C.  Then it stops the front, and the
 wiki too if this command started it.
 """
 import argparse

@@ -7,7 +7,7 @@ pywikibot afterwards; no test module may import pywikibot at module level.
 A remote wiki is used as well when these variables are set:
 
 PYWIKIBOT_TEST_SITE
-    ``family:code`` of a wiki that pywikibot knows, e.g. ``wikipedia:test``.
+    ``family:code`` of a wiki with a pywikibot family file, e.g. ``wikipedia:test``.
 PYWIKIBOT_TEST_OAUTH
     ``consumer_key:consumer_secret:access_key:access_secret`` of an OAuth
     consumer on that wiki, with the basic and editpage grants.
@@ -66,7 +66,7 @@ def front(wiki, tmp_path_factory):
 def pwb(wiki, front, tmp_path_factory):
     """pywikibot, configured for the local wiki with mwcomms enabled.
 
-    The configuration directory holds the user-config.py line that
+    The configuration directory contains the user-config.py line that
     operators add, so this also checks that the line works.
     """
     if 'pywikibot' in sys.modules:
@@ -114,7 +114,7 @@ def oauth_target(request, pwb):
     site = pwb.Site(code, family)
     host = site.hostname()
     config.authenticate[host] = credentials
-    # pywikibot needs the account name before login; the wiki says it.
+    # pywikibot needs the account name before login, so ask the wiki.
     name = _signed_username(site, credentials)
     config.usernames.setdefault(family, {})[code] = name
     return OAuthTarget('remote', family, code, host, credentials, name,
