@@ -10,6 +10,7 @@ import gzip
 import io
 import os
 import time
+import types
 import urllib.parse
 
 import pytest
@@ -364,7 +365,9 @@ def verify_oauth(server, connection, index):
         base = signature.signature_base_string(
             method, signature.base_string_uri(uri),
             signature.normalize_parameters(collected))
-        expected = signature.sign_hmac_sha1(base, 'cs', 'ts')
+        secrets = types.SimpleNamespace(client_secret='cs',
+                                        resource_owner_secret='ts')
+        expected = signature.sign_hmac_sha1_with_client(base, secrets)
         valid = expected == utils.unescape(params['oauth_signature'])
         server.record(target)
         raw_reply(connection, b'valid' if valid else b'invalid')
