@@ -278,10 +278,8 @@ release_handle(ClientObject *self, CURL *easy, int creation_failed)
     int pooled = 0;
 
     if (easy != NULL) {
-        /* Drop the options now, so that an idle handle keeps no pointers
-         * into this request's buffers.  curl_easy_reset keeps the live
-         * connections, the DNS and TLS session caches and the share. */
-        curl_easy_reset(easy);
+        /* Drop the pointers into this request's buffers now. */
+        mw_transfer_detach(easy);
     }
     pthread_mutex_lock(&self->pool_lock);
     if (easy != NULL && !self->closed && self->idle_count < self->max_idle) {
@@ -606,8 +604,9 @@ Client_request(ClientObject *self, PyObject *args, PyObject *kwargs)
         goto done;
     }
     /* The header list changed when Authorization was added. */
-    if (curl_easy_setopt(easy, CURLOPT_HTTPHEADER, request.headers)
-            != CURLE_OK) {
+    if (request.auth != NULL
+            && curl_easy_setopt(easy, CURLOPT_HTTPHEADER, request.headers)
+               != CURLE_OK) {
         PyErr_SetString(mwcomms_Error,
                         "curl_easy_setopt(CURLOPT_HTTPHEADER) failed");
         goto done;

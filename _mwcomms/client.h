@@ -156,6 +156,7 @@ int mw_request_authorize(mw_request *request);
 void mw_request_clear(mw_request *request);
 int mw_transfer_setup(CURL *easy, mw_request *request, mw_transfer *transfer,
                       char *error_buffer, Py_ssize_t max_response_size);
+void mw_transfer_detach(CURL *easy);
 void mw_transfer_clear(mw_transfer *transfer);
 void mw_raise_transfer_error(CURLcode code, const char *error_buffer,
                              mw_request *request, mw_transfer *transfer);

@@ -152,6 +152,14 @@ prepare_item(PyObject *client, batch_item *item, PyObject *entry,
                           mw_client_max_response_size(client)) < 0) {
         goto done;
     }
+    /* Before any other option, so that the handle is reset when it goes
+     * back to the pool (see mw_transfer_detach). */
+    if (curl_easy_setopt(item->easy, CURLOPT_PRIVATE, (char *)item)
+            != CURLE_OK) {
+        PyErr_SetString(mwcomms_Error,
+                        "curl_easy_setopt(CURLOPT_PRIVATE) failed");
+        goto done;
+    }
     /* One thread checks signals for the whole batch. */
     item->transfer.check_signals = 0;
     /* Wait for a connection that may multiplex instead of opening one

@@ -426,6 +426,12 @@ parse_method(mw_request *request, PyObject *method)
     return -1;
 }
 
+/* The URL that parse_url accepted last and its redacted form, so that a
+ * client sending many requests to one URL (such as api.php for POST
+ * requests) parses it once.  Only read and written with the GIL held. */
+static PyObject *last_valid_url;
+static PyObject *last_safe_url;
+
 /* Check the URL with libcurl's URL parser before anything else: the
  * scheme must be http or https and there must be a host. */
 static int
@@ -444,6 +450,14 @@ parse_url(mw_request *request, PyObject *url)
         return -1;
     }
     request->url = Py_NewRef(url);
+    if (last_valid_url != NULL
+            && (url == last_valid_url
+                || PyUnicode_Compare(url, last_valid_url) == 0)) {
+        /* Valid before, so the UTF-8 form exists and has no NUL. */
+        request->safe_url = Py_NewRef(last_safe_url);
+        request->url_utf8 = PyUnicode_AsUTF8AndSize(url, &size);
+        return request->url_utf8 != NULL ? 0 : -1;
+    }
     request->safe_url = mw_redact_url(url);
     if (request->safe_url == NULL) {
         return -1;
@@ -486,6 +500,8 @@ parse_url(mw_request *request, PyObject *url)
         raise_invalid_url(request->safe_url, "the host is missing");
         goto done;
     }
+    Py_XSETREF(last_valid_url, Py_NewRef(url));
+    Py_XSETREF(last_safe_url, Py_NewRef(request->safe_url));
     result = 0;
 done:
     curl_free(scheme);
@@ -820,7 +836,10 @@ parse_headers(mw_request *request, PyObject *headers, PyObject *auth)
             }
         }
         else {
-            if (!PyUnicode_Check(headers) && !PyBytes_Check(headers)
+            /* Lists and tuples have no items(), and looking it up costs
+             * an AttributeError. */
+            if (!PyList_Check(headers) && !PyTuple_Check(headers)
+                    && !PyUnicode_Check(headers) && !PyBytes_Check(headers)
                     && PyObject_HasAttrString(headers, "items")) {
                 items = PyObject_CallMethod(headers, "items", NULL);
                 if (items == NULL) {
@@ -864,6 +883,14 @@ parse_headers(mw_request *request, PyObject *headers, PyObject *auth)
      * application/x-www-form-urlencoded to POST bodies (and the OAuth
      * signature covers the Content-Type that is sent) and Expect:
      * 100-continue to bodies over 1 MiB (a round trip of delay). */
+    if (request->body_kind == MW_BODY_NONE
+            && strcmp(request->method, "POST") != 0
+            && strcmp(request->method, "PUT") != 0
+            && strcmp(request->method, "PATCH") != 0) {
+        /* No body is sent (see set_method), so libcurl adds neither. */
+        result = 0;
+        goto done;
+    }
     if (request->content_type == NULL
             && request->body_kind != MW_BODY_MULTIPART
             && append_literal(&request->headers, "Content-Type:") < 0) {
@@ -1417,6 +1444,10 @@ write_callback(char *data, size_t size, size_t count, void *userdata)
     mw_transfer *transfer = userdata;
     size_t length;
 
+    if (transfer == NULL) {
+        return 0;  /* an idle handle: see mw_transfer_detach */
+    }
+
     if (count != 0 && size > SIZE_MAX / count) {
         transfer->out_of_memory = 1;
         return 0;
@@ -1578,6 +1609,10 @@ header_callback(char *data, size_t size, size_t count, void *userdata)
     size_t length;
     int status_line;
 
+    if (transfer == NULL) {
+        return 0;  /* an idle handle: see mw_transfer_detach */
+    }
+
     if (count != 0 && size > SIZE_MAX / count) {
         transfer->out_of_memory = 1;
         return 0;
@@ -1648,6 +1683,9 @@ prereq_callback(void *userdata, char *primary_ip, char *local_ip,
 {
     mw_transfer *transfer = userdata;
 
+    if (transfer == NULL) {
+        return CURL_PREREQFUNC_ABORT;
+    }
     transfer->request_attempts++;
     if (transfer->request_attempts > 1 && !transfer->allow_resend
             && transfer->last_status < 200) {
@@ -1693,8 +1731,12 @@ xferinfo_callback(void *userdata, curl_off_t download_total,
                   curl_off_t upload_now)
 {
     mw_transfer *transfer = userdata;
-    int64_t now = monotonic_ms();
+    int64_t now;
 
+    if (transfer == NULL) {
+        return 1;
+    }
+    now = monotonic_ms();
     if (check_signals(transfer, now)) {
         return 1;
     }
@@ -1794,10 +1836,87 @@ set_method(CURL *easy, mw_request *request, mw_transfer *transfer)
     return 0;
 }
 
+/* Values of CURLOPT_PRIVATE on a handle whose last request was a GET
+ * without a body or a POST with a str or bytes-like body, with the
+ * default CA bundle and proxy.  mw_transfer_setup then skips the options
+ * that are the same for every request, and mw_transfer_detach clears
+ * only the pointers into the request instead of curl_easy_reset, which
+ * would make libcurl rebuild its state for every request.  The index is
+ * the accept_encoding of that request.  Any other value, including the
+ * NULL of a new or reset handle, means that the handle needs every
+ * option.  request_many sets CURLOPT_PRIVATE to its own item, so its
+ * handles are reset when they return to the pool. */
+static char plain_setup_tags[2];
+
+static int
+is_plain_request(const mw_request *request)
+{
+    if (request->ca_file != NULL || request->proxy_mode != MW_PROXY_DEFAULT
+            || request->noproxy != NULL || !request->verify) {
+        return 0;
+    }
+    if (strcmp(request->method, "GET") == 0) {
+        return request->body_kind == MW_BODY_NONE;
+    }
+    return strcmp(request->method, "POST") == 0
+           && (request->body_kind == MW_BODY_NONE
+               || request->body_kind == MW_BODY_BUFFER);
+}
+
+static int
+is_plain_setup(CURL *easy)
+{
+    char *tag = NULL;
+
+    if (curl_easy_getinfo(easy, CURLINFO_PRIVATE, &tag) != CURLE_OK) {
+        return 0;
+    }
+    return tag == &plain_setup_tags[0] || tag == &plain_setup_tags[1];
+}
+
+/* Set the options that are the same for every request. */
+static int
+set_fixed_options(CURL *easy)
+{
+    SETOPT(CURLOPT_NOSIGNAL, 1L);
+#if LIBCURL_VERSION_NUM >= 0x075500
+    SETOPT(CURLOPT_PROTOCOLS_STR, "http,https");
+#else
+    SETOPT(CURLOPT_PROTOCOLS, (long)(CURLPROTO_HTTP | CURLPROTO_HTTPS));
+#endif
+    /* Redirects are followed by the caller, which signs each hop. */
+    SETOPT(CURLOPT_FOLLOWLOCATION, 0L);
+    SETOPT(CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_2TLS);
+    SETOPT(CURLOPT_TCP_KEEPALIVE, 1L);
+    /* A connection idle for longer than this may have been closed by the
+     * server, which makes a request on it fail (see prereq_callback). */
+    SETOPT(CURLOPT_MAXAGE_CONN, MAX_CONNECTION_AGE_S);
+    SETOPT(CURLOPT_PREREQFUNCTION, prereq_callback);
+    /* Send the path as given: the OAuth signature covers it, and libcurl
+     * would otherwise remove "." and ".." segments after signing.
+     * Callers normalize the path when they want that. */
+    SETOPT(CURLOPT_PATH_AS_IS, 1L);
+    /* A reply without a status line is an error, not a body (libcurl's
+     * default since 7.66, set here for older versions). */
+    SETOPT(CURLOPT_HTTP09_ALLOWED, 0L);
+    /* The headers of a proxy's CONNECT response are not the response. */
+    SETOPT(CURLOPT_SUPPRESS_CONNECT_HEADERS, 1L);
+    SETOPT(CURLOPT_WRITEFUNCTION, write_callback);
+    SETOPT(CURLOPT_HEADERFUNCTION, header_callback);
+    SETOPT(CURLOPT_XFERINFOFUNCTION, xferinfo_callback);
+    SETOPT(CURLOPT_NOPROGRESS, 0L);
+    return 0;
+}
+
 int
 mw_transfer_setup(CURL *easy, mw_request *request, mw_transfer *transfer,
                   char *error_buffer, Py_ssize_t max_response_size)
 {
+    int plain = is_plain_request(request);
+    int reuse = plain && is_plain_setup(easy);
+    char *tag = &plain_setup_tags[request->accept_encoding ? 1 : 0];
+    char *previous_tag = NULL;
+
     transfer->easy = easy;
     transfer->max_body = max_response_size < 0
         ? SIZE_MAX : (size_t)max_response_size;
@@ -1815,38 +1934,30 @@ mw_transfer_setup(CURL *easy, mw_request *request, mw_transfer *transfer,
     transfer->last_activity_ms = monotonic_ms();
     error_buffer[0] = '\0';
 
+    if (reuse) {
+        curl_easy_getinfo(easy, CURLINFO_PRIVATE, &previous_tag);
+    }
+    else {
+        if (is_plain_setup(easy)) {
+            /* Options of the last request, such as CURLOPT_POSTFIELDS,
+             * would otherwise stay set. */
+            curl_easy_reset(easy);
+        }
+        if (set_fixed_options(easy) < 0) {
+            return -1;
+        }
+    }
+    /* The tag goes first, so that a failure below leaves a handle that
+     * mw_transfer_detach resets. */
+    SETOPT(CURLOPT_PRIVATE, plain ? tag : (char *)NULL);
     SETOPT(CURLOPT_ERRORBUFFER, error_buffer);
-    SETOPT(CURLOPT_NOSIGNAL, 1L);
     SETOPT(CURLOPT_URL, request->url_utf8);
-#if LIBCURL_VERSION_NUM >= 0x075500
-    SETOPT(CURLOPT_PROTOCOLS_STR, "http,https");
-#else
-    SETOPT(CURLOPT_PROTOCOLS, (long)(CURLPROTO_HTTP | CURLPROTO_HTTPS));
-#endif
-    /* Redirects are followed by the caller, which signs each hop. */
-    SETOPT(CURLOPT_FOLLOWLOCATION, 0L);
-    SETOPT(CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_2TLS);
-    SETOPT(CURLOPT_TCP_KEEPALIVE, 1L);
-    /* A connection idle for longer than this may have been closed by the
-     * server, which makes a request on it fail (see prereq_callback). */
-    SETOPT(CURLOPT_MAXAGE_CONN, MAX_CONNECTION_AGE_S);
-    SETOPT(CURLOPT_PREREQFUNCTION, prereq_callback);
-    SETOPT(CURLOPT_PREREQDATA, transfer);
-    /* Send the path as given: the OAuth signature covers it, and libcurl
-     * would otherwise remove "." and ".." segments after signing.
-     * Callers normalize the path when they want that. */
-    SETOPT(CURLOPT_PATH_AS_IS, 1L);
-    /* A reply without a status line is an error, not a body (libcurl's
-     * default since 7.66, set here for older versions). */
-    SETOPT(CURLOPT_HTTP09_ALLOWED, 0L);
     if (set_method(easy, request, transfer) < 0) {
         return -1;
     }
     SETOPT(CURLOPT_HTTPHEADER, request->headers);
-
-    if (request->connect_timeout_ms > 0) {
-        SETOPT(CURLOPT_CONNECTTIMEOUT_MS, request->connect_timeout_ms);
-    }
+    /* 0 is libcurl's default of 300 s. */
+    SETOPT(CURLOPT_CONNECTTIMEOUT_MS, request->connect_timeout_ms);
     if (!request->verify) {
         SETOPT(CURLOPT_SSL_VERIFYPEER, 0L);
         SETOPT(CURLOPT_SSL_VERIFYHOST, 0L);
@@ -1856,8 +1967,13 @@ mw_transfer_setup(CURL *easy, mw_request *request, mw_transfer *transfer,
         SETOPT(CURLOPT_CAINFO, PyBytes_AS_STRING(request->ca_file));
         SETOPT(CURLOPT_CAPATH, (char *)NULL);
     }
-    SETOPT(CURLOPT_ACCEPT_ENCODING,
-           request->accept_encoding ? "" : (char *)NULL);
+    if (previous_tag != tag) {
+        /* "" builds the list of the encodings that libcurl supports,
+         * which costs about as much as a small request, so it is set only
+         * when it changes. */
+        SETOPT(CURLOPT_ACCEPT_ENCODING,
+               request->accept_encoding ? "" : (char *)NULL);
+    }
     if (request->proxy_mode == MW_PROXY_NONE) {
         /* "" turns proxies off, the environment variables included. */
         SETOPT(CURLOPT_PROXY, "");
@@ -1868,17 +1984,35 @@ mw_transfer_setup(CURL *easy, mw_request *request, mw_transfer *transfer,
     if (request->noproxy != NULL) {
         SETOPT(CURLOPT_NOPROXY, PyBytes_AS_STRING(request->noproxy));
     }
-    /* The headers of a proxy's CONNECT response are not the response. */
-    SETOPT(CURLOPT_SUPPRESS_CONNECT_HEADERS, 1L);
-
-    SETOPT(CURLOPT_WRITEFUNCTION, write_callback);
+    SETOPT(CURLOPT_PREREQDATA, transfer);
     SETOPT(CURLOPT_WRITEDATA, transfer);
-    SETOPT(CURLOPT_HEADERFUNCTION, header_callback);
     SETOPT(CURLOPT_HEADERDATA, transfer);
-    SETOPT(CURLOPT_XFERINFOFUNCTION, xferinfo_callback);
     SETOPT(CURLOPT_XFERINFODATA, transfer);
-    SETOPT(CURLOPT_NOPROGRESS, 0L);
     return 0;
+}
+
+/* Prepare a handle for the idle pool after a transfer: drop every
+ * pointer into the request and its transfer state, so that an idle
+ * handle refers to no freed memory.  A handle set up for a plain request
+ * keeps its options for the next one (see plain_setup_tags), and any
+ * other is reset.  Both keep the live connections, the DNS and TLS
+ * session caches and the share handle. */
+void
+mw_transfer_detach(CURL *easy)
+{
+    if (!is_plain_setup(easy)) {
+        curl_easy_reset(easy);
+        return;
+    }
+    /* CURLOPT_POSTFIELDS NULL leaves the method at POST, and the next
+     * request sets its own method anyway. */
+    curl_easy_setopt(easy, CURLOPT_ERRORBUFFER, (char *)NULL);
+    curl_easy_setopt(easy, CURLOPT_HTTPHEADER, (struct curl_slist *)NULL);
+    curl_easy_setopt(easy, CURLOPT_POSTFIELDS, (char *)NULL);
+    curl_easy_setopt(easy, CURLOPT_PREREQDATA, (void *)NULL);
+    curl_easy_setopt(easy, CURLOPT_WRITEDATA, (void *)NULL);
+    curl_easy_setopt(easy, CURLOPT_HEADERDATA, (void *)NULL);
+    curl_easy_setopt(easy, CURLOPT_XFERINFODATA, (void *)NULL);
 }
 
 #undef SETOPT

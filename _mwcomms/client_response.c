@@ -10,9 +10,14 @@
 typedef struct {
     PyObject_HEAD
     int status;
-    PyObject *reason;        /* str */
+    PyObject *reason;        /* str, or NULL until parsed */
     PyObject *http_version;  /* str: '1.0', '1.1', '2' or '3' */
-    PyObject *headers;       /* tuple of (name, value) str tuples */
+    PyObject *headers;       /* tuple of (name, value) str tuples, or NULL */
+    /* The header block as received (PyMem_RawMalloc'ed), parsed into
+     * reason and headers on first use and freed then: many callers never
+     * read the headers. */
+    char *raw_headers;
+    size_t raw_headers_length;
     PyObject *body;          /* bytes */
     PyObject *url;           /* str: the effective URL */
     double elapsed;          /* seconds */
@@ -50,6 +55,7 @@ Response_dealloc(ResponseObject *self)
 {
     PyObject_GC_UnTrack(self);
     Response_clear(self);
+    PyMem_RawFree(self->raw_headers);
     Py_TYPE(self)->tp_free((PyObject *)self);
 }
 
@@ -59,13 +65,70 @@ Response_repr(ResponseObject *self)
     return PyUnicode_FromFormat("<_mwcomms.Response [%d]>", self->status);
 }
 
+/* Parse the header block into reason and headers, once. */
+static int
+parse_headers(ResponseObject *self)
+{
+    PyObject *reason = NULL;
+    PyObject *headers = NULL;
+
+    if (self->headers != NULL) {
+        return 0;
+    }
+    if (mw_parse_header_block(self->raw_headers != NULL
+                                  ? self->raw_headers : "",
+                              self->raw_headers_length, &reason,
+                              &headers) < 0) {
+        Py_XDECREF(reason);
+        Py_XDECREF(headers);
+        return -1;
+    }
+    self->reason = reason;
+    self->headers = headers;
+    PyMem_RawFree(self->raw_headers);
+    self->raw_headers = NULL;
+    self->raw_headers_length = 0;
+    return 0;
+}
+
 /* Return the values of the headers named name (compared without regard
  * to case) as a new list. */
 static PyObject *
 find_header_values(ResponseObject *self, PyObject *name)
 {
+    if (parse_headers(self) < 0) {
+        return NULL;
+    }
     return mw_find_header_values(self->headers, name);
 }
+
+static PyObject *
+Response_get_reason(ResponseObject *self, void *closure)
+{
+    if (parse_headers(self) < 0) {
+        return NULL;
+    }
+    return Py_NewRef(self->reason);
+}
+
+static PyObject *
+Response_get_headers(ResponseObject *self, void *closure)
+{
+    if (parse_headers(self) < 0) {
+        return NULL;
+    }
+    return Py_NewRef(self->headers);
+}
+
+static PyGetSetDef Response_getset[] = {
+    {"reason", (getter)Response_get_reason, NULL,
+     PyDoc_STR("Reason phrase from the status line; '' for HTTP/2."), NULL},
+    {"headers", (getter)Response_get_headers, NULL,
+     PyDoc_STR("Tuple of (name, value) pairs of the final response, in\n"
+               "received order, decoded as Latin-1.  Trailers of a\n"
+               "chunked body are not included."), NULL},
+    {NULL}
+};
 
 /* Return the values of the headers named name in headers, a tuple of
  * (name, value) str pairs, as a new list. */
@@ -172,14 +235,8 @@ static PyMethodDef Response_methods[] = {
 static PyMemberDef Response_members[] = {
     {"status", T_INT, offsetof(ResponseObject, status), READONLY,
      PyDoc_STR("HTTP status code.")},
-    {"reason", T_OBJECT_EX, offsetof(ResponseObject, reason), READONLY,
-     PyDoc_STR("Reason phrase from the status line; '' for HTTP/2.")},
     {"http_version", T_OBJECT_EX, offsetof(ResponseObject, http_version),
      READONLY, PyDoc_STR("HTTP version used: '1.0', '1.1', '2' or '3'.")},
-    {"headers", T_OBJECT_EX, offsetof(ResponseObject, headers), READONLY,
-     PyDoc_STR("Tuple of (name, value) pairs of the final response, in\n"
-               "received order, decoded as Latin-1.  Trailers of a\n"
-               "chunked body are not included.")},
     {"body", T_OBJECT_EX, offsetof(ResponseObject, body), READONLY,
      PyDoc_STR("Body bytes, decoded from gzip, deflate, br or zstd when\n"
                "accept_encoding was true.")},
@@ -210,6 +267,7 @@ PyTypeObject mw_ResponseType = {
     .tp_clear = (inquiry)Response_clear,
     .tp_methods = Response_methods,
     .tp_members = Response_members,
+    .tp_getset = Response_getset,
     /* tp_new stays NULL, so Python code cannot create instances. */
 };
 
@@ -390,14 +448,14 @@ mw_response_new(CURL *easy, mw_transfer *transfer)
     self->body = NULL;
     self->url = NULL;
     self->primary_ip = NULL;
+    /* The header buffer moves to the response, without a copy. */
+    self->raw_headers = transfer->headers.data;
+    self->raw_headers_length = transfer->headers.len;
+    transfer->headers.data = NULL;
+    transfer->headers.len = 0;
+    transfer->headers.cap = 0;
     self->http_version = PyUnicode_FromString(mw_http_version_name(version));
     if (self->http_version == NULL) {
-        goto error;
-    }
-    if (mw_parse_header_block(transfer->headers.data != NULL
-                               ? transfer->headers.data : "",
-                           transfer->headers.len, &self->reason,
-                           &self->headers) < 0) {
         goto error;
     }
     self->body = PyBytes_FromStringAndSize(
@@ -422,6 +480,7 @@ mw_response_new(CURL *easy, mw_transfer *transfer)
 error:
     /* Not yet tracked, so dealloc must not untrack: clear by hand. */
     Response_clear(self);
+    PyMem_RawFree(self->raw_headers);
     PyObject_GC_Del(self);
     return NULL;
 }
