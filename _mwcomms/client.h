@@ -85,6 +85,14 @@ typedef struct {
     CURL *easy;
     mw_buffer headers;           /* header lines of the latest response */
     mw_buffer body;
+    /* bytes object of the Content-Length size that the write callback
+     * fills directly, saving a copy of large bodies (see
+     * write_callback), or NULL.  Its first body_bytes_length bytes are
+     * written; when the body outgrows it, the bytes move to body and
+     * body_bytes stays unused until mw_transfer_clear frees it. */
+    PyObject *body_bytes;
+    size_t body_bytes_length;
+    int body_bytes_abandoned;
     size_t max_body;             /* SIZE_MAX: no cap */
     int body_too_large;
     int headers_too_large;

@@ -1438,6 +1438,66 @@ mw_buffer_append(mw_buffer *buffer, const char *data, size_t length)
     return buffer_append(buffer, data, length);
 }
 
+/* Bodies with a Content-Length of at least this many bytes go straight
+ * into a bytes object (see write_to_bytes).  Below it, taking the GIL
+ * costs more than the copy it saves. */
+#define DIRECT_BODY_MIN_BYTES (64 * 1024)
+
+/* Store a chunk of a body into transfer->body_bytes.  On the first chunk
+ * of a body whose Content-Length is known, take the GIL once to create a
+ * bytes object of that size.  No other code can reach the object until
+ * mw_response_new hands it out, so the callback writes into it without
+ * the GIL.  Return 1 when the chunk was stored, 0 when the caller should
+ * use the byte buffer (no length, a stream, or a body longer than its
+ * Content-Length, as a decoded gzip body is), -1 when out of memory. */
+static int
+write_to_bytes(mw_transfer *transfer, const char *data, size_t length)
+{
+    if (transfer->body_bytes == NULL) {
+        PyGILState_STATE state;
+        curl_off_t expected = transfer->response_length;
+
+        if (transfer->body_bytes_abandoned || transfer->pause_threshold != 0
+                || transfer->body.len != 0
+                || expected < DIRECT_BODY_MIN_BYTES
+                || (uint64_t)expected > (uint64_t)transfer->max_body
+                || (uint64_t)expected > (uint64_t)PY_SSIZE_T_MAX
+                || (size_t)expected < length) {
+            return 0;
+        }
+        state = PyGILState_Ensure();
+        transfer->body_bytes = PyBytes_FromStringAndSize(
+            NULL, (Py_ssize_t)expected);
+        if (transfer->body_bytes == NULL) {
+            PyErr_Clear();
+        }
+        PyGILState_Release(state);
+        if (transfer->body_bytes == NULL) {
+            transfer->body_bytes_abandoned = 1;
+            return 0;
+        }
+        transfer->body_bytes_length = 0;
+    }
+    if (transfer->body_bytes_abandoned) {
+        return 0;
+    }
+    if (length > (size_t)PyBytes_GET_SIZE(transfer->body_bytes)
+                 - transfer->body_bytes_length) {
+        /* Longer than announced: go on in the byte buffer. */
+        transfer->body_bytes_abandoned = 1;
+        if (buffer_append(&transfer->body,
+                          PyBytes_AS_STRING(transfer->body_bytes),
+                          transfer->body_bytes_length) < 0) {
+            return -1;
+        }
+        return 0;
+    }
+    memcpy(PyBytes_AS_STRING(transfer->body_bytes)
+           + transfer->body_bytes_length, data, length);
+    transfer->body_bytes_length += length;
+    return 1;
+}
+
 static size_t
 write_callback(char *data, size_t size, size_t count, void *userdata)
 {
@@ -1473,6 +1533,16 @@ write_callback(char *data, size_t size, size_t count, void *userdata)
             body->len -= transfer->body_offset;
             transfer->body_offset = 0;
         }
+    }
+    switch (write_to_bytes(transfer, data, length)) {
+    case 1:
+        transfer->received += length;
+        return length;
+    case -1:
+        transfer->out_of_memory = 1;
+        return 0;
+    default:
+        break;
     }
     if (buffer_append(&transfer->body, data, length) < 0) {
         transfer->out_of_memory = 1;
@@ -2026,6 +2096,7 @@ mw_transfer_clear(mw_transfer *transfer)
     transfer->headers.data = NULL;
     transfer->body.data = NULL;
     transfer->upload.data = NULL;
+    Py_CLEAR(transfer->body_bytes);
     Py_CLEAR(transfer->exc_type);
     Py_CLEAR(transfer->exc_value);
     Py_CLEAR(transfer->exc_traceback);

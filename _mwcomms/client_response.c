@@ -458,11 +458,27 @@ mw_response_new(CURL *easy, mw_transfer *transfer)
     if (self->http_version == NULL) {
         goto error;
     }
-    self->body = PyBytes_FromStringAndSize(
-        transfer->body.data != NULL ? transfer->body.data : "",
-        (Py_ssize_t)transfer->body.len);
-    if (self->body == NULL) {
-        goto error;
+    if (transfer->body_bytes != NULL && !transfer->body_bytes_abandoned) {
+        /* Filled by the write callback: no copy.  A body shorter than its
+         * Content-Length ends the transfer with an error, so the size
+         * matches here, but shrink it if not. */
+        self->body = transfer->body_bytes;
+        transfer->body_bytes = NULL;
+        if ((Py_ssize_t)transfer->body_bytes_length
+                    != PyBytes_GET_SIZE(self->body)
+                && _PyBytes_Resize(&self->body,
+                                   (Py_ssize_t)transfer->body_bytes_length)
+                   < 0) {
+            goto error;
+        }
+    }
+    else {
+        self->body = PyBytes_FromStringAndSize(
+            transfer->body.data != NULL ? transfer->body.data : "",
+            (Py_ssize_t)transfer->body.len);
+        if (self->body == NULL) {
+            goto error;
+        }
     }
     self->url = PyUnicode_DecodeUTF8(url != NULL ? url : "",
                                      url != NULL ? strlen(url) : 0,
