@@ -6,7 +6,10 @@ OAuth 1.0a-signed form POST over one kept-alive connection through:
 
 - raw libcurl (bench/curl_loop.c, compiled on the fly; its OAuth row
   sends a fixed, pre-computed Authorization header, so it does no
-  signing),
+  signing), without and with CURLOPT_ACCEPT_ENCODING "": the second
+  sends the same headers as ``_mwcomms.Client`` with its default
+  accept_encoding=True, and libcurl 7.88 spends several microseconds per
+  request on that one header,
 - ``_mwcomms.Client.request`` directly,
 - pywikibot's ``fetch`` through mwcomms,
 - stock pywikibot ``fetch`` (requests + requests_oauthlib),
@@ -66,9 +69,10 @@ def measure(call, count: int, rounds: int) -> float:
     return statistics.median(samples)
 
 
-def measure_curl_loop(exe, url, count, rounds, body=None, header=None):
+def measure_curl_loop(exe, url, count, rounds, body=None, header=None,
+                      accept_encoding=False):
     samples = []
-    args = [str(exe), url, str(count)]
+    args = [str(exe), *(['-e'] if accept_encoding else []), url, str(count)]
     if body is not None:
         args.append(body)
         if header is not None:
@@ -130,13 +134,18 @@ def run_all(tmp: Path, port: int, count: int, rounds: int) -> dict:
         signer = _mwcomms.OAuth1(*CONSUMER)
         header = 'Authorization: ' + signer.sign('POST', post_url, form,
                                                  FORM_BODY)
-        results['raw libcurl'] = {
-            'GET': measure_curl_loop(exe, get_url, count, rounds),
-            'POST': measure_curl_loop(exe, post_url, count, rounds,
-                                      FORM_BODY),
-            'OAuth POST': measure_curl_loop(exe, post_url, count, rounds,
-                                            FORM_BODY, header),
-        }
+        for name, encoding in (('raw libcurl', False),
+                               ('raw libcurl, Accept-Encoding', True)):
+            results[name] = {
+                'GET': measure_curl_loop(exe, get_url, count, rounds,
+                                         accept_encoding=encoding),
+                'POST': measure_curl_loop(exe, post_url, count, rounds,
+                                          FORM_BODY,
+                                          accept_encoding=encoding),
+                'OAuth POST': measure_curl_loop(exe, post_url, count,
+                                                rounds, FORM_BODY, header,
+                                                accept_encoding=encoding),
+            }
 
     client = _mwcomms.Client(cookies=False)
     signer = _mwcomms.OAuth1(*CONSUMER)
@@ -187,24 +196,26 @@ def run_all(tmp: Path, port: int, count: int, rounds: int) -> dict:
 def report(results: dict, args) -> None:
     kinds = ('GET', 'POST', 'OAuth POST')
     stock = results['pywikibot fetch, stock']
-    raw = results.get('raw libcurl')
     print(f'client CPU per request, median of {args.rounds} rounds x '
           f'{args.requests} requests, one kept-alive connection to nginx on '
           '127.0.0.1')
-    print(f'{"":28}' + ''.join(f'{kind:>14}' for kind in kinds))
+    print(f'{"":30}' + ''.join(f'{kind:>14}' for kind in kinds))
     for name, rows in results.items():
-        print(f'{name:28}' + ''.join(f'{rows[k] * 1e6:11.1f} us'
+        print(f'{name:30}' + ''.join(f'{rows[k] * 1e6:11.1f} us'
                                      for k in kinds))
     print()
     print('stock pywikibot fetch / each (higher = cheaper than stock)')
     for name, rows in results.items():
-        print(f'{name:28}' + ''.join(f'{stock[k] / rows[k]:13.1f}x'
+        print(f'{name:30}' + ''.join(f'{stock[k] / rows[k]:13.1f}x'
                                      for k in kinds))
-    if raw:
+    for base_name in ('raw libcurl', 'raw libcurl, Accept-Encoding'):
+        raw = results.get(base_name)
+        if not raw:
+            continue
         print()
-        print('each / raw libcurl (1.0 = as cheap as raw libcurl)')
+        print(f'each / {base_name} (1.0 = as cheap as {base_name})')
         for name, rows in results.items():
-            print(f'{name:28}' + ''.join(f'{rows[k] / raw[k]:13.2f}x'
+            print(f'{name:30}' + ''.join(f'{rows[k] / raw[k]:13.2f}x'
                                          for k in kinds))
 
 

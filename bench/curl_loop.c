@@ -2,12 +2,16 @@
  * Raw libcurl reference for bench_http.py: N requests over one easy
  * handle (one kept-alive connection), printing the client CPU time.
  *
- * usage: curl_loop URL N [POSTBODY [HEADER]]
+ * usage: curl_loop [-e] URL N [POSTBODY [HEADER]]
+ * -e sets CURLOPT_ACCEPT_ENCODING to "" (every encoding libcurl can
+ * decode), as _mwcomms.Client does by default, so that both send the
+ * same request headers.
  * output: one line "<cpu seconds> <requests> <wall seconds>"
  */
 #include <curl/curl.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <sys/resource.h>
 #include <time.h>
 
@@ -46,9 +50,16 @@ main(int argc, char **argv)
     long count;
     double start;
     double wall;
+    int accept_encoding = 0;
 
+    if (argc > 1 && strcmp(argv[1], "-e") == 0) {
+        accept_encoding = 1;
+        argv++;
+        argc--;
+    }
     if (argc < 3) {
-        fprintf(stderr, "usage: %s URL N [POSTBODY [HEADER]]\n", argv[0]);
+        fprintf(stderr, "usage: %s [-e] URL N [POSTBODY [HEADER]]\n",
+                argv[0]);
         return 2;
     }
     count = strtol(argv[2], NULL, 10);
@@ -65,6 +76,9 @@ main(int argc, char **argv)
     curl_easy_setopt(curl, CURLOPT_NOSIGNAL, 1L);
     curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, discard);
     curl_easy_setopt(curl, CURLOPT_HTTPHEADER, headers);
+    if (accept_encoding) {
+        curl_easy_setopt(curl, CURLOPT_ACCEPT_ENCODING, "");
+    }
     if (argc > 3) {
         curl_easy_setopt(curl, CURLOPT_POSTFIELDS, argv[3]);
     }
