@@ -36,6 +36,15 @@ typedef struct {
 
     CURLSH *share;
     pthread_mutex_t share_locks[CURL_LOCK_DATA_LAST];
+
+    /* Multi handle of request_many, kept between batches so that its
+     * connection cache (where libcurl 7.88 keeps the connections of the
+     * easy handles added to it) stays warm.  batch_multi_busy is set
+     * while one batch drives it; see mw_client_acquire_multi.  Both are
+     * protected by pool_lock.  While it exists it counts as a user of
+     * the share handle. */
+    CURLM *batch_multi;
+    int batch_multi_busy;
     int share_locks_ready;
 
     /* Process that owns the handles; a request in another process (a
@@ -157,7 +166,10 @@ reset_after_fork(ClientObject *self, int new_share)
     for (int i = 0; i < CURL_LOCK_DATA_LAST; i++) {
         pthread_mutex_init(&self->share_locks[i], NULL);
     }
-    /* The handles in the array are leaked; the array is only ours. */
+    /* The handles in the array are leaked; the array is only ours.  So is
+     * the multi handle, whose connections the parent still uses. */
+    self->batch_multi = NULL;
+    self->batch_multi_busy = 0;
     PyMem_RawFree(self->idle);
     self->idle = NULL;
     self->idle_count = 0;
@@ -310,6 +322,7 @@ close_client(ClientObject *self)
     CURL **idle;
     Py_ssize_t idle_count;
     CURLSH *share = NULL;
+    CURLM *multi = NULL;
 
     if (!self->pool_lock_ready) {
         return;
@@ -317,6 +330,12 @@ close_client(ClientObject *self)
     reset_after_fork(self, 0);
     pthread_mutex_lock(&self->pool_lock);
     self->closed = 1;
+    if (self->batch_multi != NULL && !self->batch_multi_busy) {
+        /* A running batch cleans its multi handle up itself when it
+         * ends, see mw_client_release_multi. */
+        multi = self->batch_multi;
+        self->batch_multi = NULL;
+    }
     idle = self->idle;
     idle_count = self->idle_count;
     self->idle = NULL;
@@ -333,8 +352,16 @@ close_client(ClientObject *self)
         Py_END_ALLOW_THREADS
     }
     PyMem_RawFree(idle);
+    if (multi != NULL) {
+        Py_BEGIN_ALLOW_THREADS
+        curl_multi_cleanup(multi);
+        Py_END_ALLOW_THREADS
+    }
 
     pthread_mutex_lock(&self->pool_lock);
+    if (multi != NULL) {
+        drop_share_user(self);  /* the multi handle's; ours remains */
+    }
     share = drop_share_user(self);
     pthread_mutex_unlock(&self->pool_lock);
     cleanup_share(share);
@@ -363,6 +390,105 @@ mw_client_release(PyObject *client, CURL *easy, int reusable)
     curl_easy_cleanup(easy);
     Py_END_ALLOW_THREADS
     release_handle(self, NULL, 1);
+}
+
+/*
+ * Return the client's multi handle for one request_many batch, creating
+ * it on first use, with *kept set; or, while another thread's batch runs
+ * on it, a new multi handle with *kept cleared, which the caller's batch
+ * uses alone.  Return NULL with an exception set on failure.
+ *
+ * Connections stay per thread as the rest of the client requires: a
+ * multi handle's connection cache is private to that multi handle (no
+ * CURL_LOCK_DATA_CONNECT share), and batch_multi_busy lets only one
+ * thread at a time drive the kept handle, its cache included.  libcurl
+ * allows a handle to be used from different threads one after another,
+ * never at the same time.
+ */
+CURLM *
+mw_client_acquire_multi(PyObject *client, int *kept)
+{
+    ClientObject *self = (ClientObject *)client;
+    CURLM *multi = NULL;
+    int create_kept = 0;
+
+    *kept = 0;
+    if (reset_after_fork(self, 1) < 0) {
+        return NULL;
+    }
+    pthread_mutex_lock(&self->pool_lock);
+    if (self->closed) {
+        pthread_mutex_unlock(&self->pool_lock);
+        PyErr_SetString(PyExc_ValueError, "Client is closed");
+        return NULL;
+    }
+    if (!self->batch_multi_busy) {
+        self->batch_multi_busy = 1;
+        multi = self->batch_multi;
+        create_kept = multi == NULL;
+        *kept = 1;
+    }
+    pthread_mutex_unlock(&self->pool_lock);
+    if (multi != NULL) {
+        return multi;
+    }
+
+    multi = curl_multi_init();
+    if (multi == NULL) {
+        if (*kept) {
+            pthread_mutex_lock(&self->pool_lock);
+            self->batch_multi_busy = 0;
+            pthread_mutex_unlock(&self->pool_lock);
+            *kept = 0;
+        }
+        PyErr_SetString(PyExc_MemoryError, "curl_multi_init failed");
+        return NULL;
+    }
+    if (create_kept) {
+        pthread_mutex_lock(&self->pool_lock);
+        self->batch_multi = multi;
+        self->share_users++;
+        pthread_mutex_unlock(&self->pool_lock);
+    }
+    return multi;
+}
+
+/* End a batch that mw_client_acquire_multi started.  Every easy handle
+ * must have been removed from multi.  A multi handle that the client
+ * does not keep, or that close() could not clean up while the batch
+ * ran, is cleaned up here. */
+void
+mw_client_release_multi(PyObject *client, CURLM *multi, int kept)
+{
+    ClientObject *self = (ClientObject *)client;
+    CURLSH *share = NULL;
+    int cleanup = !kept;
+
+    if (kept) {
+        pthread_mutex_lock(&self->pool_lock);
+        /* batch_multi is some other handle only in a child process after
+         * fork(), where this batch cannot be running. */
+        if (self->batch_multi == multi) {
+            self->batch_multi_busy = 0;
+            if (self->closed) {
+                self->batch_multi = NULL;
+                cleanup = 1;
+            }
+        }
+        pthread_mutex_unlock(&self->pool_lock);
+    }
+    if (!cleanup) {
+        return;
+    }
+    Py_BEGIN_ALLOW_THREADS
+    curl_multi_cleanup(multi);
+    Py_END_ALLOW_THREADS
+    if (kept) {
+        pthread_mutex_lock(&self->pool_lock);
+        share = drop_share_user(self);
+        pthread_mutex_unlock(&self->pool_lock);
+        cleanup_share(share);
+    }
 }
 
 Py_ssize_t
@@ -687,10 +813,12 @@ PyDoc_STRVAR(Client_request_many_doc,
 "auth]]]).  body is str, bytes-like, a Multipart or None.  OAuth1\n"
 "requests are signed, each with a fresh nonce, before the batch starts.\n"
 "\n"
-"The batch runs on one libcurl multi handle with the GIL released.  At\n"
+"The batch runs on a libcurl multi handle with the GIL released.  At\n"
 "most max_concurrency transfers run at a time, and HTTP/2 servers get\n"
-"them multiplexed over one connection.  Connections are not kept for\n"
-"later calls.");
+"them multiplexed over one connection.  The client keeps up to\n"
+"max_concurrency idle connections of the multi handle for its next\n"
+"batch.  While one thread runs a batch, a batch of another thread gets\n"
+"a multi handle and connections of its own, closed when it ends.");
 
 static PyObject *
 Client_request_many(ClientObject *self, PyObject *args, PyObject *kwargs)

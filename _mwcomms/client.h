@@ -147,6 +147,8 @@ typedef struct {
  * cleans it up otherwise (for a transfer that did not complete). */
 CURL *mw_client_acquire(PyObject *client);
 void mw_client_release(PyObject *client, CURL *easy, int reusable);
+CURLM *mw_client_acquire_multi(PyObject *client, int *kept);
+void mw_client_release_multi(PyObject *client, CURLM *multi, int kept);
 Py_ssize_t mw_client_max_response_size(PyObject *client);
 void mw_client_count(PyObject *client, long connects);
 int mw_client_is_closed(PyObject *client);

@@ -1,8 +1,13 @@
 /*
- * Client.request_many(): a batch of requests on one libcurl multi
- * handle.  Every item is checked, signed and set up with the GIL held;
- * then the whole batch runs with the GIL released, and the responses
- * are built with the GIL held again.
+ * Client.request_many(): a batch of requests on the client's libcurl
+ * multi handle, whose connections are kept for the next batch.  The
+ * batch runs in rounds.  With the GIL held, a round builds the results
+ * of the finished items, returning their easy handles to the pool, and
+ * checks, signs and sets up the next max_concurrency items.  Then the
+ * transfers run with the GIL released until every item set up has been
+ * started.  So at most twice max_concurrency easy handles are in use,
+ * and each finished body is handed to its Response (or freed) within a
+ * round.
  */
 #include "client.h"
 
@@ -18,11 +23,27 @@ typedef struct {
     mw_transfer transfer;
     char error_buffer[CURL_ERROR_SIZE];
     CURL *easy;
+    char *setup_tag;             /* CURLOPT_PRIVATE of mw_transfer_setup */
     int ready;                   /* set up, waiting to be added */
     int done;
     CURLcode code;
     PyObject *result;            /* Response or exception instance */
 } batch_item;
+
+/* Progress of a batch through its items, in request order.  Items before
+ * next_add were started (or failed before); items from next_add to
+ * next_setup are set up and wait to start. */
+typedef struct {
+    batch_item *items;
+    Py_ssize_t count;
+    Py_ssize_t max_concurrency;
+    Py_ssize_t next_collect;     /* first item whose easy handle may be out */
+    Py_ssize_t next_add;
+    Py_ssize_t next_setup;
+    Py_ssize_t active;           /* items on the multi handle */
+    int check_signals;
+    int64_t last_check_ms;
+} batch_state;
 
 typedef struct {
     PyObject *timeout;
@@ -152,8 +173,11 @@ prepare_item(PyObject *client, batch_item *item, PyObject *entry,
                           mw_client_max_response_size(client)) < 0) {
         goto done;
     }
-    /* Before any other option, so that the handle is reset when it goes
-     * back to the pool (see mw_transfer_detach). */
+    /* run_batch finds the item through CURLOPT_PRIVATE.  With the item
+     * there, the handle is reset when it goes back to the pool (see
+     * mw_transfer_detach), unless collect_item puts the tag back after a
+     * complete transfer. */
+    curl_easy_getinfo(item->easy, CURLINFO_PRIVATE, &item->setup_tag);
     if (curl_easy_setopt(item->easy, CURLOPT_PRIVATE, (char *)item)
             != CURLE_OK) {
         PyErr_SetString(mwcomms_Error,
@@ -207,16 +231,15 @@ signal_raised(void)
 }
 
 /*
- * Run the batch without the GIL.  Return CURLM_OK, a CURLMcode error,
- * or -1 when a signal handler raised (its exception is set).
+ * Drive the batch without the GIL until every item set up so far has
+ * been started and more items wait to be set up, or until every item
+ * has finished.  Return CURLM_OK, a CURLMcode error, or -1 when a signal
+ * handler raised (its exception is set).
  */
 static int
-run_batch(CURLM *multi, batch_item *items, Py_ssize_t count,
-          Py_ssize_t max_concurrency, int check_signals)
+run_batch(CURLM *multi, batch_state *state)
 {
-    Py_ssize_t next = 0;
-    Py_ssize_t active = 0;
-    int64_t last_check = monotonic_ms();
+    batch_item *items = state->items;
     CURLMcode code = CURLM_OK;
 
     while (1) {
@@ -224,8 +247,9 @@ run_batch(CURLM *multi, batch_item *items, Py_ssize_t count,
         int running = 0;
         int left = 0;
 
-        while (active < max_concurrency && next < count) {
-            batch_item *item = &items[next++];
+        while (state->active < state->max_concurrency
+               && state->next_add < state->next_setup) {
+            batch_item *item = &items[state->next_add++];
 
             if (!item->ready) {
                 continue;
@@ -235,9 +259,9 @@ run_batch(CURLM *multi, batch_item *items, Py_ssize_t count,
                 return code;
             }
             item->ready = 0;
-            active++;
+            state->active++;
         }
-        if (active == 0) {
+        if (state->active == 0) {
             return CURLM_OK;
         }
         code = curl_multi_perform(multi, &running);
@@ -255,22 +279,25 @@ run_batch(CURLM *multi, batch_item *items, Py_ssize_t count,
             item->done = 1;
             item->code = message->data.result;
             curl_multi_remove_handle(multi, item->easy);
-            active--;
+            state->active--;
         }
-        if (active > 0 && next >= count) {
+        if (state->next_add == state->next_setup
+                && state->next_setup < state->count) {
+            /* The requests just added were sent by curl_multi_perform;
+             * set up the next items while their responses arrive. */
+            return CURLM_OK;
+        }
+        if (state->active > 0) {
             code = curl_multi_poll(multi, NULL, 0, POLL_INTERVAL_MS, NULL);
+            if (code != CURLM_OK) {
+                return code;
+            }
         }
-        else if (active >= max_concurrency) {
-            code = curl_multi_poll(multi, NULL, 0, POLL_INTERVAL_MS, NULL);
-        }
-        if (code != CURLM_OK) {
-            return code;
-        }
-        if (check_signals) {
+        if (state->check_signals) {
             int64_t now = monotonic_ms();
 
-            if (now - last_check >= POLL_INTERVAL_MS) {
-                last_check = now;
+            if (now - state->last_check_ms >= POLL_INTERVAL_MS) {
+                state->last_check_ms = now;
                 if (signal_raised()) {
                     return -1;
                 }
@@ -309,60 +336,117 @@ parse_options(PyObject *args, PyObject *kwargs, PyObject **requests,
     return 0;
 }
 
-static CURLM *
-create_multi(Py_ssize_t max_concurrency)
+/* Set the connection limits of this batch on the multi handle, which
+ * keeps its connections between batches.  CURLMOPT_MAXCONNECTS keeps up
+ * to max_concurrency idle connections: libcurl 7.88's default of four
+ * per easy handle added would close most of them as the last transfers
+ * of a batch finish. */
+static int
+configure_multi(CURLM *multi, Py_ssize_t max_concurrency)
 {
-    CURLM *multi = curl_multi_init();
     long limit = max_concurrency > 10000 ? 10000L : (long)max_concurrency;
 
-    if (multi == NULL) {
-        PyErr_SetString(PyExc_MemoryError, "curl_multi_init failed");
-        return NULL;
-    }
     if (curl_multi_setopt(multi, CURLMOPT_PIPELINING, CURLPIPE_MULTIPLEX)
                 != CURLM_OK
             || curl_multi_setopt(multi, CURLMOPT_MAX_HOST_CONNECTIONS, limit)
                != CURLM_OK
             || curl_multi_setopt(multi, CURLMOPT_MAX_TOTAL_CONNECTIONS, limit)
+               != CURLM_OK
+            || curl_multi_setopt(multi, CURLMOPT_MAXCONNECTS, limit)
                != CURLM_OK) {
-        curl_multi_cleanup(multi);
         PyErr_SetString(mwcomms_Error, "curl_multi_setopt failed");
-        return NULL;
+        return -1;
     }
-    return multi;
+    return 0;
 }
 
-/* Build each finished item's Response or exception, and give every
- * handle back: to the pool when its transfer completed. */
+/* Build a finished item's Response or exception, give its easy handle
+ * back to the pool and free its buffers. */
 static void
-collect_results(PyObject *client, batch_item *items, Py_ssize_t count)
+collect_item(PyObject *client, batch_item *item)
 {
-    for (Py_ssize_t i = 0; i < count; i++) {
-        batch_item *item = &items[i];
-        long connects = 0;
+    long connects = 0;
 
-        if (item->easy == NULL) {
-            continue;
+    curl_easy_getinfo(item->easy, CURLINFO_NUM_CONNECTS, &connects);
+    mw_client_count(client, connects);
+    if (item->result == NULL) {
+        if (item->code == CURLE_OK) {
+            item->result = mw_response_new(item->easy, &item->transfer);
         }
-        if (item->done) {
-            curl_easy_getinfo(item->easy, CURLINFO_NUM_CONNECTS, &connects);
-            mw_client_count(client, connects);
+        else {
+            mw_raise_transfer_error(item->code, item->error_buffer,
+                                    &item->request, &item->transfer);
         }
-        if (item->done && item->result == NULL) {
-            if (item->code == CURLE_OK) {
-                item->result = mw_response_new(item->easy, &item->transfer);
-            }
-            else {
-                mw_raise_transfer_error(item->code, item->error_buffer,
-                                        &item->request, &item->transfer);
-            }
-            if (item->result == NULL) {
-                store_exception(item);
-            }
+        if (item->result == NULL) {
+            store_exception(item);
         }
-        mw_client_release(client, item->easy, item->done);
-        item->easy = NULL;
     }
+    /* A handle set up for a plain request keeps its options in the pool
+     * when it gets its tag back, with the option that only batches set
+     * turned off.  Otherwise it is reset there. */
+    if (curl_easy_setopt(item->easy, CURLOPT_PIPEWAIT, 0L) != CURLE_OK
+            || curl_easy_setopt(item->easy, CURLOPT_PRIVATE,
+                                item->setup_tag) != CURLE_OK) {
+        curl_easy_setopt(item->easy, CURLOPT_PRIVATE, (char *)NULL);
+    }
+    mw_client_release(client, item->easy, 1);
+    item->easy = NULL;
+    mw_transfer_clear(&item->transfer);
+    mw_request_clear(&item->request);
+}
+
+/* Collect every finished item that was started. */
+static void
+collect_finished(PyObject *client, batch_state *state)
+{
+    int settled = 1;
+
+    for (Py_ssize_t i = state->next_collect; i < state->next_add; i++) {
+        batch_item *item = &state->items[i];
+
+        if (item->easy != NULL && item->done) {
+            collect_item(client, item);
+        }
+        if (item->easy != NULL) {
+            settled = 0;
+        }
+        else if (settled) {
+            state->next_collect = i + 1;
+        }
+    }
+}
+
+/* Check, sign and set up the next items, up to max_concurrency of them
+ * waiting to start.  Return -1 with an exception set when the client was
+ * closed meanwhile; an item's own error becomes its result. */
+static int
+set_up_items(PyObject *client, batch_state *state, PyObject *sequence,
+             batch_options *options)
+{
+    while (state->next_setup < state->count
+           && state->next_setup - state->next_add < state->max_concurrency) {
+        batch_item *item = &state->items[state->next_setup];
+
+        if (prepare_item(client, item,
+                         PySequence_Fast_GET_ITEM(sequence,
+                                                  state->next_setup),
+                         options) < 0) {
+            store_exception(item);
+            item->ready = 0;
+            if (item->easy != NULL) {
+                mw_client_release(client, item->easy, 0);
+                item->easy = NULL;
+            }
+            mw_transfer_clear(&item->transfer);
+            mw_request_clear(&item->request);
+        }
+        state->next_setup++;
+        if (mw_client_is_closed(client)) {
+            PyErr_SetString(PyExc_ValueError, "Client is closed");
+            return -1;
+        }
+    }
+    return 0;
 }
 
 PyObject *
@@ -370,15 +454,17 @@ mw_request_many(PyObject *client, PyObject *args, PyObject *kwargs)
 {
     PyObject *requests = NULL;
     PyObject *sequence = NULL;
-    Py_ssize_t max_concurrency;
     batch_options options;
+    batch_state state;
     batch_item *items = NULL;
     Py_ssize_t count = 0;
     CURLM *multi = NULL;
+    int multi_kept = 0;
     PyObject *result = NULL;
     int ran = CURLM_OK;
 
-    if (parse_options(args, kwargs, &requests, &max_concurrency,
+    memset(&state, 0, sizeof(state));
+    if (parse_options(args, kwargs, &requests, &state.max_concurrency,
                       &options) < 0) {
         return NULL;
     }
@@ -397,46 +483,35 @@ mw_request_many(PyObject *client, PyObject *args, PyObject *kwargs)
         PyErr_NoMemory();
         goto done;
     }
-    multi = create_multi(max_concurrency);
-    if (multi == NULL) {
+    state.items = items;
+    state.count = count;
+    state.check_signals = mw_on_main_thread();
+    state.last_check_ms = monotonic_ms();
+    multi = mw_client_acquire_multi(client, &multi_kept);
+    if (multi == NULL || configure_multi(multi, state.max_concurrency) < 0) {
         goto done;
     }
-    for (Py_ssize_t i = 0; i < count; i++) {
-        if (prepare_item(client, &items[i],
-                         PySequence_Fast_GET_ITEM(sequence, i),
-                         &options) < 0) {
-            store_exception(&items[i]);
-            items[i].ready = 0;
+
+    while (1) {
+        collect_finished(client, &state);
+        if (state.next_add == count && state.active == 0) {
+            break;
         }
-        else if (curl_easy_setopt(items[i].easy, CURLOPT_PRIVATE,
-                                  (char *)&items[i]) != CURLE_OK) {
-            PyErr_SetString(mwcomms_Error,
-                            "curl_easy_setopt(CURLOPT_PRIVATE) failed");
-            store_exception(&items[i]);
-            items[i].ready = 0;
+        if (set_up_items(client, &state, sequence, &options) < 0) {
+            goto done;
         }
-        if (mw_client_is_closed(client)) {
-            PyErr_SetString(PyExc_ValueError, "Client is closed");
+        Py_BEGIN_ALLOW_THREADS
+        ran = run_batch(multi, &state);
+        Py_END_ALLOW_THREADS
+        if (ran == -1) {
+            goto done;  /* the exception of a signal handler is set */
+        }
+        if (ran != CURLM_OK) {
+            PyErr_Format(mwcomms_Error, "libcurl multi interface failed: %s",
+                         curl_multi_strerror((CURLMcode)ran));
             goto done;
         }
     }
-
-    {
-        int check_signals = mw_on_main_thread();
-
-        Py_BEGIN_ALLOW_THREADS
-        ran = run_batch(multi, items, count, max_concurrency, check_signals);
-        Py_END_ALLOW_THREADS
-    }
-    if (ran == -1) {
-        goto done;  /* the exception of a signal handler is set */
-    }
-    if (ran != CURLM_OK) {
-        PyErr_Format(mwcomms_Error, "libcurl multi interface failed: %s",
-                     curl_multi_strerror((CURLMcode)ran));
-        goto done;
-    }
-    collect_results(client, items, count);
     result = PyList_New(count);
     if (result == NULL) {
         goto done;
@@ -475,9 +550,7 @@ done:
         PyMem_Free(items);
     }
     if (multi != NULL) {
-        Py_BEGIN_ALLOW_THREADS
-        curl_multi_cleanup(multi);
-        Py_END_ALLOW_THREADS
+        mw_client_release_multi(client, multi, multi_kept);
     }
     Py_DECREF(sequence);
     return result;

@@ -12,6 +12,7 @@ import functools
 import gc
 import gzip
 import http.server
+import os
 import random
 import sys
 import threading
@@ -287,3 +288,74 @@ def test_many_no_leak(client, server):
     batch.append(('GET', f'{server}/short?size={DIRECT_MIN * 2}&sent=99'))
     growth = traced_growth(lambda: client.request_many(batch), 15)
     assert growth < 64 * KIB
+
+
+# -- request_many keeps its connections between batches ------------------
+
+def test_many_keeps_connections(client, server):
+    batch = [('GET', f'{server}/body?size=100&seed={n}') for n in range(8)]
+    client.request_many(batch, max_concurrency=4)
+    first = client.stats['connects']
+    results = client.request_many(batch, max_concurrency=4)
+    assert first <= 4
+    assert client.stats['connects'] == first
+    for n, response in enumerate(results):
+        assert response.body == pattern(100, n)
+
+
+def test_many_two_threads(server):
+    outcomes = {}
+
+    def run(key):
+        batch = [('GET', f'{server}/body?size={DIRECT_MIN}&seed={key + n}')
+                 for n in range(6)]
+        outcomes[key] = [client.request_many(batch, max_concurrency=3)
+                         for _ in range(4)]
+
+    with _mwcomms.Client(cookies=False) as client:
+        threads = [threading.Thread(target=run, args=(key,))
+                   for key in (0, 100)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(60)
+        stats = client.stats
+    assert sorted(outcomes) == [0, 100]
+    for key, rounds in outcomes.items():
+        for results in rounds:
+            for n, response in enumerate(results):
+                assert response.body == pattern(DIRECT_MIN, key + n)
+    assert stats['idle'] == stats['handles']
+
+
+def test_many_after_close(server):
+    client = _mwcomms.Client(cookies=False)
+    client.request_many([('GET', f'{server}/body?size=10')])
+    client.close()
+    with pytest.raises(ValueError):
+        client.request_many([('GET', f'{server}/body?size=10')])
+    assert client.stats['handles'] == 0
+
+
+def test_many_fork_child(client, server):
+    client.request_many([('GET', f'{server}/body?size=10')])
+    read_end, write_end = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        code = 1
+        try:
+            results = client.request_many(
+                [('GET', f'{server}/body?size={DIRECT_MIN}&seed=8')] * 2)
+            if all(r.body == pattern(DIRECT_MIN, 8) for r in results):
+                code = 0
+        finally:
+            os.write(write_end, bytes([code]))
+            os._exit(code)
+    os.close(write_end)
+    _, status = os.waitpid(pid, 0)
+    reply = os.read(read_end, 1)
+    os.close(read_end)
+    assert reply == b'\0'
+    assert os.waitstatus_to_exitcode(status) == 0
+    results = client.request_many([('GET', f'{server}/body?size=10')])
+    assert results[0].body == pattern(10)
