@@ -35,6 +35,9 @@ _Static_assert(sizeof(curl_off_t) == 8, "curl_off_t must be 64 bits");
 /* Interval between signal checks on the main thread (milliseconds). */
 #define SIGNAL_CHECK_INTERVAL_MS 100
 
+/* CURLOPT_BUFFERSIZE, see set_fixed_options. */
+#define RECEIVE_BUFFER_BYTES (128L * 1024)
+
 static const char *const supported_methods[] = {
     "GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS", NULL
 };
@@ -1971,6 +1974,12 @@ set_fixed_options(CURL *easy)
     SETOPT(CURLOPT_HTTP09_ALLOWED, 0L);
     /* The headers of a proxy's CONNECT response are not the response. */
     SETOPT(CURLOPT_SUPPRESS_CONNECT_HEADERS, 1L);
+    /* libcurl 7.88 receives into a buffer of this size (16 KiB by
+     * default) and calls write_callback once per read.  128 KiB cut the
+     * client CPU of a 1 MiB GET from nginx on 127.0.0.1 by about a
+     * quarter (perf stat, bench/curl_loop.c -k -b) for 112 KiB more
+     * per easy handle. */
+    SETOPT(CURLOPT_BUFFERSIZE, RECEIVE_BUFFER_BYTES);
     SETOPT(CURLOPT_WRITEFUNCTION, write_callback);
     SETOPT(CURLOPT_HEADERFUNCTION, header_callback);
     SETOPT(CURLOPT_XFERINFOFUNCTION, xferinfo_callback);

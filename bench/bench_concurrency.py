@@ -7,8 +7,9 @@ Against one local nginx (a separate process), in one run:
    stock pywikibot fetch, ``_mwcomms.Client`` and pywikibot fetch through
    mwcomms;
 2. a 1 GiB download streamed with ``Client.stream``: rate and peak RSS;
-3. small GETs from 8 concurrent transfers: raw libcurl multi, one
-   ``_mwcomms.Client`` shared by 8 threads, ``Client.request_many``,
+3. small GETs from 8 concurrent transfers: raw libcurl multi (without
+   and with Accept-Encoding), one ``_mwcomms.Client`` shared by 8
+   threads, ``Client.request_many`` (with and without Accept-Encoding),
    pycurl (a Curl per thread, when installed), requests (a Session per
    thread) and pywikibot fetch through mwcomms in 8 threads;
 4. the import time of pywikibot with and without pywikibot_ext.
@@ -152,25 +153,32 @@ def concurrency_rates(url: str, total: int, exe_multi: Path | None) -> dict:
 
     rates = {}
     if exe_multi is not None:
-        out = subprocess.run([str(exe_multi), url, str(total), str(THREADS)],
-                             capture_output=True, text=True,
-                             check=True).stdout.split()
-        rates['raw libcurl multi'] = int(out[2]) / float(out[0])
+        for name, flags in (('raw libcurl multi', []),
+                            ('raw libcurl multi, Accept-Encoding', ['-e'])):
+            out = subprocess.run([str(exe_multi), *flags, url, str(total),
+                                  str(THREADS)],
+                                 capture_output=True, text=True,
+                                 check=True).stdout.split()
+            rates[name] = int(out[2]) / float(out[0])
 
     shared = _mwcomms.Client(cookies=False)
     rates['_mwcomms.Client, 8 threads'] = threaded_rate(
         lambda: (lambda: shared.request('GET', url)), total)
 
     batch = [('GET', url)] * 200
-    start = time.perf_counter()
-    done = 0
-    while done < total:
-        results = shared.request_many(batch, max_concurrency=THREADS)
-        bad = [r for r in results if isinstance(r, Exception)]
-        if bad:
-            raise bad[0]
-        done += len(results)
-    rates['_mwcomms request_many'] = done / (time.perf_counter() - start)
+    for name, encoding in (('_mwcomms request_many', True),
+                           ('_mwcomms request_many, no Accept-Encoding',
+                            False)):
+        start = time.perf_counter()
+        done = 0
+        while done < total:
+            results = shared.request_many(batch, max_concurrency=THREADS,
+                                          accept_encoding=encoding)
+            bad = [r for r in results if isinstance(r, Exception)]
+            if bad:
+                raise bad[0]
+            done += len(results)
+        rates[name] = done / (time.perf_counter() - start)
 
     try:
         import pycurl
@@ -267,13 +275,23 @@ def report_big(server, tmp, env, count) -> None:
           'process each')
     rows = {}
     exe = compile_c('curl_loop.c', tmp / 'curl_loop')
+    # The raw rows send Accept-Encoding as _mwcomms does.  "kept" rows
+    # copy each body into a buffer of its Content-Length, the copy that
+    # _mwcomms makes into Response.body too; "128 KiB" rows use the
+    # CURLOPT_BUFFERSIZE that _mwcomms sets.
+    raw_variants = {
+        'raw libcurl': ['-e'],
+        'raw libcurl, kept': ['-e', '-k'],
+        'raw libcurl, kept, 128 KiB': ['-e', '-k', '-b', '131072'],
+    }
     if exe is not None:
-        out = subprocess.run([str(exe), url, str(count)],
-                             capture_output=True, text=True,
-                             check=True).stdout.split()
-        rows['raw libcurl'] = {'rate': count / float(out[2]),
-                               'cpu': float(out[0]) / count,
-                               'maxrss_kib': None}
+        for name, flags in raw_variants.items():
+            out = subprocess.run([str(exe), *flags, url, str(count)],
+                                 capture_output=True, text=True,
+                                 check=True).stdout.split()
+            rows[name] = {'rate': count / float(out[2]),
+                          'cpu': float(out[0]) / count,
+                          'maxrss_kib': None}
     for client in ('http.client', 'requests', 'fetch-stock', '_mwcomms',
                    'fetch-mwcomms'):
         rows[client] = run_worker(['big', client, url, str(count)], env)
@@ -283,18 +301,21 @@ def report_big(server, tmp, env, count) -> None:
         rss = (f"{row['maxrss_kib'] / 1024:9.1f} MiB"
                if row.get('maxrss_kib') else '            ')
         print(f'{name:24}{rate:>12}{rss}')
-    if 'raw libcurl' in rows:
-        raw = rows['raw libcurl']['rate']
+    for reference in raw_variants:
+        if reference not in rows:
+            continue
+        raw = rows[reference]['rate']
         for name in ('_mwcomms', 'fetch-mwcomms', 'http.client'):
-            print(f"{name} / raw libcurl requests/s: "
+            print(f"{name} / {reference} requests/s: "
                   f"{rows[name]['rate'] / raw:.2f}x")
     base = rows['http.client']['maxrss_kib']
     for name in ('_mwcomms', 'fetch-mwcomms'):
         print(f'peak RSS of {name} minus http.client: '
               f"{(rows[name]['maxrss_kib'] - base) / 1024:+.1f} MiB")
-    if 'raw libcurl' in rows:
-        print(f"raw libcurl client CPU per 1 MiB GET: "
-              f"{rows['raw libcurl']['cpu'] * 1e6:.0f} us")
+    for reference in raw_variants:
+        if reference in rows:
+            print(f"{reference} client CPU per 1 MiB GET: "
+                  f"{rows[reference]['cpu'] * 1e6:.0f} us")
     print()
 
 
@@ -309,11 +330,17 @@ def report_stream(server, env, size) -> None:
 def report_concurrency(server, tmp, total) -> None:
     exe = compile_c('curl_multi.c', tmp / 'curl_multi')
     rates = concurrency_rates(server.base + '/w/api.php', total, exe)
-    print(f'small GETs, {THREADS} concurrent transfers (requests/s, wall):')
+    print(f'small GETs, {THREADS} concurrent transfers (requests/s, wall);')
+    print('"raw": / raw libcurl multi, "raw AE": / the same with '
+          'Accept-Encoding,')
+    print('which _mwcomms sends by default (pycurl and requests rows do not)')
     reference = rates.get('raw libcurl multi')
+    reference_encoding = rates.get('raw libcurl multi, Accept-Encoding')
     for name, rate in rates.items():
         ratio = f'{rate / reference:8.2f}x raw' if reference else ''
-        print(f'{name:40}{rate:10.0f}{ratio}')
+        if reference_encoding:
+            ratio += f'{rate / reference_encoding:8.2f}x raw AE'
+        print(f'{name:42}{rate:10.0f}{ratio}')
     print()
 
 

@@ -3,12 +3,15 @@
  * through one multi handle with CONCURRENCY transfers in flight, each
  * easy handle reused (kept-alive connections).
  *
- * usage: curl_multi URL TOTAL CONCURRENCY
+ * usage: curl_multi [-e] URL TOTAL CONCURRENCY
+ * -e sets CURLOPT_ACCEPT_ENCODING to "", as _mwcomms.Client does by
+ * default, so that both send the same request headers.
  * output: one line "<wall seconds> <cpu seconds> <requests>"
  */
 #include <curl/curl.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <sys/resource.h>
 #include <time.h>
 
@@ -46,9 +49,15 @@ main(int argc, char **argv)
     CURL **handles = NULL;
     long total, concurrency, started = 0, done = 0;
     double wall, cpu;
+    int accept_encoding = 0;
 
+    if (argc > 1 && strcmp(argv[1], "-e") == 0) {
+        accept_encoding = 1;
+        argv++;
+        argc--;
+    }
     if (argc < 4) {
-        fprintf(stderr, "usage: %s URL TOTAL CONCURRENCY\n", argv[0]);
+        fprintf(stderr, "usage: %s [-e] URL TOTAL CONCURRENCY\n", argv[0]);
         return 2;
     }
     total = strtol(argv[2], NULL, 10);
@@ -67,6 +76,9 @@ main(int argc, char **argv)
         curl_easy_setopt(handles[i], CURLOPT_URL, argv[1]);
         curl_easy_setopt(handles[i], CURLOPT_NOSIGNAL, 1L);
         curl_easy_setopt(handles[i], CURLOPT_WRITEFUNCTION, discard);
+        if (accept_encoding) {
+            curl_easy_setopt(handles[i], CURLOPT_ACCEPT_ENCODING, "");
+        }
         curl_multi_add_handle(multi, handles[i]);
         started++;
     }
