@@ -98,45 +98,72 @@ error:
     return NULL;
 }
 
-/* Return url as a str without the user:password@ part of its authority,
- * so that it can go into messages.  Works on strings that are not valid
- * URLs too. */
+/* Whether c may appear in a URL scheme (RFC 3986: a letter, then
+ * letters, digits, '+', '-' and '.'). */
+static int
+is_scheme_char(Py_UCS4 c, int first)
+{
+    if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z')) {
+        return 1;
+    }
+    return !first && ((c >= '0' && c <= '9') || c == '+' || c == '-'
+                      || c == '.');
+}
+
+static int
+is_slash(Py_UCS4 c)
+{
+    return c == '/' || c == '\\';
+}
+
+/* Return url as a str without the user information (user:password@) of
+ * its authority, so that it can go into messages.  Works on any string,
+ * valid URL or not: the authority starts after the scheme ("name:",
+ * only when a '/' or '\\' follows it) and any run of '/' or '\\', and
+ * ends at the first '/', '\\', '?' or '#'.  Everything in it up to its
+ * last '@' is dropped, so "user:///pw@host", "user:pw@host" and
+ * "//user:pw@host" lose the password too.
+ * NOTE: a password with an unencoded '/', '?' or '#' ends the authority
+ * early, and the text after that character stays in the result. */
 PyObject *
 mw_redact_url(PyObject *url)
 {
     Py_ssize_t length = PyUnicode_GET_LENGTH(url);
     Py_ssize_t start = 0;
-    Py_ssize_t end = length;
-    Py_ssize_t at;
+    Py_ssize_t at = -1;
+    Py_ssize_t i;
     PyObject *head = NULL;
     PyObject *tail = NULL;
     PyObject *result = NULL;
-    PyObject *separator = NULL;
-    static const Py_UCS4 delimiters[] = {'/', '?', '#', '\\'};
 
-    separator = PyUnicode_FromString("://");
-    if (separator == NULL) {
-        return NULL;
-    }
-    start = PyUnicode_Find(url, separator, 0, length, 1);
-    Py_DECREF(separator);
-    if (start == -2) {
-        return NULL;
-    }
-    start = start < 0 ? 0 : start + 3;
-    for (size_t i = 0; i < sizeof(delimiters) / sizeof(delimiters[0]); i++) {
-        Py_ssize_t found = PyUnicode_FindChar(url, delimiters[i], start, end,
-                                              1);
-        if (found == -2) {
-            return NULL;
+    for (i = 0; i < length; i++) {
+        Py_UCS4 c = PyUnicode_READ_CHAR(url, i);
+
+        if (c == ':' && i > 0) {
+            start = i + 1;
+            break;
         }
-        if (found >= 0) {
-            end = found;
+        if (!is_scheme_char(c, i == 0)) {
+            break;
         }
     }
-    at = PyUnicode_FindChar(url, '@', start, end, -1);
-    if (at == -2) {
-        return NULL;
+    if (start < length && !is_slash(PyUnicode_READ_CHAR(url, start))) {
+        /* "name:" without a slash after it may be "user:" rather than a
+         * scheme, so the authority starts at the beginning. */
+        start = 0;
+    }
+    while (start < length && is_slash(PyUnicode_READ_CHAR(url, start))) {
+        start++;
+    }
+    for (i = start; i < length; i++) {
+        Py_UCS4 c = PyUnicode_READ_CHAR(url, i);
+
+        if (c == '/' || c == '\\' || c == '?' || c == '#') {
+            break;
+        }
+        if (c == '@') {
+            at = i;
+        }
     }
     if (at < 0) {
         return Py_NewRef(url);
@@ -1237,12 +1264,11 @@ collect_proxy_secrets(mw_request *request, CURLU *handle)
 }
 
 static int
-check_proxy_url(mw_request *request, PyObject *proxy, const char *text)
+check_proxy_url(mw_request *request, const char *text)
 {
     CURLU *handle = NULL;
     char *scheme = NULL;
     char *host = NULL;
-    PyObject *safe = NULL;
     const char *reason = NULL;
     int result = -1;
 
@@ -1263,8 +1289,7 @@ check_proxy_url(mw_request *request, PyObject *proxy, const char *text)
         reason = "the host is missing";
     }
     else {
-        reason = "the scheme must be http, https, socks4, socks4a, "
-                 "socks5 or socks5h";
+        reason = "the scheme is not supported";
         for (int i = 0; proxy_schemes[i] != NULL; i++) {
             if (strcmp(scheme, proxy_schemes[i]) == 0) {
                 reason = NULL;
@@ -1273,16 +1298,19 @@ check_proxy_url(mw_request *request, PyObject *proxy, const char *text)
         }
     }
     if (reason != NULL) {
-        safe = mw_redact_url(proxy);
-        if (safe != NULL) {
-            PyErr_Format(PyExc_ValueError, "invalid proxy URL %R: %s", safe,
-                         reason);
-        }
+        /* Neither the URL nor its scheme is shown: where libcurl cannot
+         * split the URL, no redaction can tell a password from a host
+         * name, and in "user://password@host" the scheme is a user name. */
+        PyErr_Format(PyExc_ValueError,
+                     "invalid proxy URL: %s. Expected "
+                     "scheme://[user:password@]host:port with the scheme "
+                     "http, https, socks4, socks4a, socks5 or socks5h (the "
+                     "URL is not shown because it may contain a password)",
+                     reason);
         goto done;
     }
     result = collect_proxy_secrets(request, handle);
 done:
-    Py_XDECREF(safe);
     curl_free(scheme);
     curl_free(host);
     curl_url_cleanup(handle);
@@ -1319,7 +1347,7 @@ mw_request_parse_proxy(mw_request *request, PyObject *proxy,
             request->proxy_mode = MW_PROXY_NONE;
         }
         else {
-            if (check_proxy_url(request, proxy, text) < 0) {
+            if (check_proxy_url(request, text) < 0) {
                 return -1;
             }
             request->proxy = PyBytes_FromStringAndSize(text, size);

@@ -6,11 +6,15 @@ upper-case forms) and picks the entry for the URL's scheme and host.  The
 result is passed to ``_mwcomms.Client`` as ``proxy``: a URL, or ``''``
 for a direct connection, so that libcurl never reads the environment on
 its own (its rules differ: it ignores ``HTTP_PROXY`` in upper case).
+
+No message here or in ``_mwcomms`` quotes a proxy URL that cannot be
+parsed, because its password cannot be told apart from the rest.
 """
 from __future__ import annotations
 
 import os
 
+from requests.exceptions import InvalidProxyURL
 from requests.utils import (
     get_environ_proxies,
     prepend_scheme_if_needed,
@@ -66,4 +70,12 @@ def select_proxy(url: str, proxies, trust_env: bool = True) -> str:
     proxy = requests_select_proxy(url, merged)
     if not proxy:
         return ''
-    return prepend_scheme_if_needed(proxy, 'http')
+    try:
+        return prepend_scheme_if_needed(proxy, 'http')
+    except ValueError:
+        # urllib3's LocationParseError (a ValueError) quotes the proxy
+        # URL, password included; 'from None' keeps it out of tracebacks.
+        raise InvalidProxyURL(
+            'invalid proxy URL: urllib3 cannot parse it. Expected '
+            'scheme://[user:password@]host:port (the URL is not shown '
+            'because it may contain a password)') from None

@@ -494,21 +494,26 @@ def _extra_cookie_header(cookies, url: str) -> str | None:
     return req.unredirected_hdrs.get('Cookie')
 
 
+# A URL's scheme and the slashes after it; see _redact_url.
+_SCHEME_AND_SLASHES = re.compile(r'[A-Za-z][A-Za-z0-9+.-]*:(?=[/\\])')
+_AUTHORITY = re.compile(r'[/\\]*([^/\\?#]*)')
+
+
 def _redact_url(url: str) -> str:
-    """Return *url* without user info, which may hold a password."""
-    try:
-        parts = urlsplit(url)
-    except ValueError:
-        # Not parseable (the error being reported may be about that):
-        # drop everything between the scheme and the last '@'.
-        scheme, sep, rest = url.partition('://')
-        return f'{scheme}{sep}{rest.rpartition("@")[2]}' if sep else url
-    if parts.username is None and parts.password is None:
+    """Return *url* without user info, which may hold a password.
+
+    The same rule as ``mw_redact_url`` in C, for any string, valid URL or
+    not: the authority starts after the scheme (only when a slash follows
+    it) and any slashes, ends at the first ``/``, ``\\``, ``?`` or ``#``,
+    and loses everything up to its last ``@``.
+    """
+    scheme = _SCHEME_AND_SLASHES.match(url)
+    start = scheme.end() if scheme else 0
+    authority = _AUTHORITY.match(url, start)
+    at = authority.group(1).rfind('@')
+    if at < 0:
         return url
-    host = parts.hostname or ''
-    if parts.port:
-        host = f'{host}:{parts.port}'
-    return parts._replace(netloc=host).geturl()
+    return url[:authority.start(1)] + url[authority.start(1) + at + 1:]
 
 
 def to_requests_exception(exc: _mwcomms.Error,
