@@ -4,8 +4,9 @@ Wikimedia's API etiquette asks for serial requests unless a wiki allows
 more, so everything here stays serial until
 ``pywikibot_ext.options.max_read_concurrency`` is raised, and that limit
 applies per host across all callers.  Only read requests run in
-parallel: :func:`submit_reads` rejects a request that pywikibot marks as
-a write, and edits made elsewhere are never routed through here.
+parallel: :func:`submit_reads` accepts only the actions in
+:data:`READ_ACTIONS` without a ``token`` parameter, and edits made
+elsewhere are never routed through here.
 
 Example, in a bot::
 
@@ -19,28 +20,79 @@ Example, in a bot::
 from __future__ import annotations
 
 import threading
+from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
 
 from pywikibot_ext import options
 
-__all__ = ['host_slots', 'preload_pages', 'submit_reads']
+__all__ = ['READ_ACTIONS', 'HostSlots', 'check_read', 'host_slots',
+           'preload_pages', 'submit_reads']
+
+#: API actions that :func:`submit_reads` sends in parallel: MediaWiki
+#: core modules that only read, and Wikibase's entity reads.  Any other
+#: action is rejected, because pywikibot's ``request.write`` (its
+#: WRITE_ACTIONS list) misses state-changing modules such as
+#: ``changecontentmodel``, ``stashedit``, ``logout`` and those of many
+#: extensions.
+READ_ACTIONS = frozenset((
+    'compare', 'expandtemplates', 'feedcontributions', 'feedrecentchanges',
+    'feedwatchlist', 'help', 'opensearch', 'paraminfo', 'parse', 'query',
+    'wbgetentities', 'wbsearchentities',
+))
+
+# Parameters of action=query whose modules pywikibot 11.9 checks for
+# mustbeposted (Request._use_get).
+_QUERY_MODULE_PARAMETERS = ('list', 'prop', 'generator')
+
+
+class HostSlots:
+
+    """The bound on parallel reads to one host, shared by every caller.
+
+    The bound is read from ``options.max_read_concurrency`` on every
+    acquire, so a change applies to requests that start afterwards, and
+    requests already running are never counted against a second bound.
+    """
+
+    def __init__(self) -> None:
+        self._condition = threading.Condition()
+        self.active = 0
+
+    def acquire(self) -> None:
+        with self._condition:
+            while self.active >= _limit():
+                self._condition.wait()
+            self.active += 1
+
+    def release(self) -> None:
+        with self._condition:
+            self.active -= 1
+            # notify_all: a raised limit may admit several waiters.
+            self._condition.notify_all()
+
+    def __enter__(self) -> HostSlots:
+        self.acquire()
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self.release()
+
 
 _slots_lock = threading.Lock()
-# (host, limit) -> semaphore shared by every parallel helper for that host.
-_slots: dict[tuple[str, int], threading.BoundedSemaphore] = {}
+# host -> the HostSlots shared by every parallel helper for that host.
+_slots: dict[str, HostSlots] = {}
 
 
 def _limit() -> int:
     return max(1, int(options.max_read_concurrency))
 
 
-def host_slots(host: str) -> threading.BoundedSemaphore:
-    """Return the semaphore that bounds parallel reads to *host*."""
-    key = (host, _limit())
+def host_slots(host: str) -> HostSlots:
+    """Return the bound on parallel reads to *host*."""
     with _slots_lock:
-        slots = _slots.get(key)
+        slots = _slots.get(host)
         if slots is None:
-            slots = _slots[key] = threading.BoundedSemaphore(key[1])
+            slots = _slots[host] = HostSlots()
         return slots
 
 
@@ -60,18 +112,95 @@ def _run_bounded(site, calls):
         return [future.result() for future in futures]
 
 
+def _parameters(request) -> Mapping:
+    """Return the parameters of a pywikibot ``api.Request`` as a mapping."""
+    if isinstance(request, Mapping):
+        return request
+    params = getattr(request, '_params', None)
+    if params is None:
+        params = getattr(request, 'params', None)
+    return params if isinstance(params, Mapping) else {}
+
+
+def _values(value) -> list[str]:
+    """Return a parameter value as a list of str (pywikibot keeps lists)."""
+    if value is None:
+        return []
+    if isinstance(value, str):
+        return [part for part in value.split('|') if part]
+    return [str(part) for part in value]
+
+
+def _modules(action: str, params: Mapping) -> set[str]:
+    """Return the API modules a request runs, as pywikibot's _use_get."""
+    if action != 'query':
+        return {action}
+    modules = set()
+    for name in _QUERY_MODULE_PARAMETERS:
+        if name in params:
+            modules.update(_values(params[name]))
+    return modules
+
+
+def _must_be_posted(site, modules: set[str]) -> list[str]:
+    """Return the modules whose paraminfo contains ``mustbeposted``.
+
+    Uses the site's ``_paraminfo`` when the site has one (pywikibot's
+    APISite does, and fetches what it lacks); returns [] otherwise.
+    """
+    paraminfo = getattr(site, '_paraminfo', None)
+    if paraminfo is None or not modules:
+        return []
+    paraminfo.fetch(modules)
+    found = []
+    for module in sorted(modules):
+        try:
+            info = paraminfo[module]
+        except KeyError:
+            continue
+        if 'mustbeposted' in info:
+            found.append(module)
+    return found
+
+
+def check_read(site, request) -> None:
+    """Raise ValueError unless *request* is safe to send in parallel.
+
+    A request qualifies when pywikibot does not mark it as a write, its
+    action is in :data:`READ_ACTIONS`, it carries no ``token`` parameter
+    and none of its modules must be posted.
+    """
+    action = getattr(request, 'action', None)
+    if getattr(request, 'write', False):
+        raise ValueError(f'{action!r} is a write request, and writes are '
+                         'never sent in parallel')
+    if action not in READ_ACTIONS:
+        raise ValueError(
+            f'action {action!r} is not a known read-only action: only '
+            f'{", ".join(sorted(READ_ACTIONS))} are sent in parallel')
+    params = _parameters(request)
+    if 'token' in params:
+        raise ValueError(f'{action!r} request carries a token, so it may '
+                         'change the wiki: it is never sent in parallel')
+    posted = _must_be_posted(getattr(request, 'site', None) or site,
+                             _modules(action, params))
+    if posted:
+        raise ValueError(
+            f'the API module(s) {", ".join(posted)} must be posted '
+            '(mustbeposted), so the request is never sent in parallel')
+
+
 def submit_reads(site, requests) -> list:
     """Submit pywikibot ``api.Request`` objects, in parallel when allowed.
 
     Returns their results in order.  Raises ValueError, before anything is
-    sent, when a request is a write (``request.write``).
+    sent, when a request fails :func:`check_read`: a write, an action
+    outside :data:`READ_ACTIONS`, a ``token`` parameter or a module that
+    must be posted.
     """
     requests = list(requests)
     for request in requests:
-        if request.write:
-            raise ValueError(
-                f'{request.action!r} is a write request; writes are never '
-                'sent in parallel')
+        check_read(site, request)
     return _run_bounded(site, [request.submit for request in requests])
 
 

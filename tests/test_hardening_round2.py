@@ -9,6 +9,7 @@ server is local (127.0.0.1).
 """
 from __future__ import annotations
 
+import threading
 import traceback
 
 import pytest
@@ -123,3 +124,181 @@ def test_python_redact_matches_rule(form, shown):
     from pywikibot_ext._transport import _redact_url
 
     assert _redact_url(form.format(s=SECRET)) == shown
+
+
+# -- parallel reads: only read-only actions, one bound per host --------
+
+class FakeSite:
+    """A site with a host name and, optionally, pywikibot's paraminfo."""
+
+    def __init__(self, host='wiki.invalid', posted=()):
+        self.host = host
+        if posted:
+            self._paraminfo = FakeParamInfo(posted)
+
+    def hostname(self):
+        return self.host
+
+
+class FakeParamInfo:
+    """paraminfo whose modules in posted carry ``mustbeposted``."""
+
+    def __init__(self, posted):
+        self.posted = set(posted)
+        self.fetched = []
+
+    def fetch(self, modules):
+        self.fetched.append(set(modules))
+
+    def __getitem__(self, module):
+        info = {'name': module}
+        if module in self.posted:
+            info['mustbeposted'] = ''
+        return info
+
+
+class FakeRequest:
+    """An api.Request stand-in that counts concurrent submit() calls."""
+
+    def __init__(self, action, params=None, write=False, tracker=None):
+        self.action = action
+        self.params = dict(params or {}, action=action)
+        self.write = write
+        self.tracker = tracker
+        self.submitted = False
+
+    def submit(self):
+        self.submitted = True
+        if self.tracker is not None:
+            return self.tracker.run(self)
+        return self.action
+
+
+class Tracker:
+    """Count running submit() calls; each waits until release()."""
+
+    def __init__(self):
+        self.condition = threading.Condition()
+        self.active = 0
+        self.peak = 0
+        self.released = False
+
+    def run(self, request):
+        with self.condition:
+            self.active += 1
+            self.peak = max(self.peak, self.active)
+            self.condition.notify_all()
+            self.condition.wait_for(lambda: self.released, timeout=20)
+            self.active -= 1
+        return request.params.get('n')
+
+    def wait_active(self, count, timeout):
+        with self.condition:
+            return self.condition.wait_for(
+                lambda: self.active >= count, timeout=timeout)
+
+    def release(self):
+        with self.condition:
+            self.released = True
+            self.condition.notify_all()
+
+
+@pytest.fixture
+def concurrency(monkeypatch):
+    import pywikibot_ext
+
+    monkeypatch.setattr(pywikibot_ext.options, 'max_read_concurrency', 4)
+    return pywikibot_ext.options
+
+
+@pytest.mark.parametrize('action', [
+    'changecontentmodel', 'stashedit', 'echomarkread', 'logout',
+    'visualeditoredit', 'discussiontoolsedit', 'edit', 'purge', None])
+def test_parallel_rejects_unknown_action(action, concurrency):
+    from pywikibot_ext.parallel import submit_reads
+
+    requests = [FakeRequest(action) for _ in range(3)]
+    with pytest.raises(ValueError):
+        submit_reads(FakeSite(), requests)
+    assert not any(request.submitted for request in requests)
+
+
+def test_parallel_rejects_token(concurrency):
+    from pywikibot_ext.parallel import submit_reads
+
+    read = FakeRequest('query', {'meta': ['siteinfo']})
+    tokened = FakeRequest('query', {'list': ['watchlist'],
+                                    'token': ['+\\']})
+    with pytest.raises(ValueError) as caught:
+        submit_reads(FakeSite(), [read, tokened])
+    assert 'token' in str(caught.value)
+    assert not read.submitted
+    assert not tokened.submitted
+
+
+def test_parallel_rejects_write_flag(concurrency):
+    from pywikibot_ext.parallel import submit_reads
+
+    flagged = FakeRequest('query', write=True)
+    with pytest.raises(ValueError):
+        submit_reads(FakeSite(), [flagged])
+    assert not flagged.submitted
+
+
+def test_parallel_rejects_mustbeposted(concurrency):
+    from pywikibot_ext.parallel import submit_reads
+
+    site = FakeSite(posted={'postedlist'})
+    plain = FakeRequest('query', {'list': ['allpages']})
+    posted = FakeRequest('query', {'list': ['allpages', 'postedlist']})
+    with pytest.raises(ValueError) as caught:
+        submit_reads(site, [plain, posted])
+    assert 'postedlist' in str(caught.value)
+    assert {'allpages', 'postedlist'} in site._paraminfo.fetched
+    assert not plain.submitted
+
+
+def test_parallel_accepts_reads(concurrency):
+    from pywikibot_ext.parallel import READ_ACTIONS, submit_reads
+
+    site = FakeSite(posted={'postedlist'})
+    actions = ['query', 'parse', 'expandtemplates', 'compare']
+    requests = [FakeRequest(action, {'prop': ['info']})
+                for action in actions]
+    assert set(actions) <= READ_ACTIONS
+    assert submit_reads(site, requests) == actions
+
+
+def test_host_bound_follows_limit(concurrency):
+    from pywikibot_ext.parallel import host_slots, submit_reads
+
+    site = FakeSite(host='bound-test.invalid')
+    tracker = Tracker()
+    first = [FakeRequest('query', {'n': n}, tracker=tracker)
+             for n in range(6)]
+    second = [FakeRequest('query', {'n': n}, tracker=tracker)
+              for n in range(6, 12)]
+    results = {}
+    concurrency.max_read_concurrency = 2
+    runner = threading.Thread(
+        target=lambda: results.update(first=submit_reads(site, first)))
+    runner.start()
+    other = None
+    try:
+        assert tracker.wait_active(2, timeout=20)
+        concurrency.max_read_concurrency = 3
+        other = threading.Thread(
+            target=lambda: results.update(second=submit_reads(site,
+                                                               second)))
+        other.start()
+        # A per-limit bound would admit 3 more requests, 5 in all.
+        tracker.wait_active(4, timeout=1)
+        assert tracker.peak == 3
+    finally:
+        tracker.release()
+        runner.join(30)
+        if other is not None:
+            other.join(30)
+    assert results['first'] == list(range(6))
+    assert results['second'] == list(range(6, 12))
+    assert host_slots(site.hostname()).active == 0
