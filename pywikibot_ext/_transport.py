@@ -25,11 +25,9 @@ import _mwcomms
 
 from pywikibot_ext import _log, options
 from pywikibot_ext._oauth_text import (
-    API_ERROR_CODE,
-    INDEX_ERROR_CODE,
+    MAX_CLOCK_CORRECTION_S,
     clock_offset,
-    expired_timestamps,
-    server_time_from_date,
+    rejected_timestamp,
 )
 from pywikibot_ext._environ import getenv
 from pywikibot_ext._multipart import multipart_body
@@ -119,7 +117,10 @@ class Transport:
         timestamp``) sets the signer's ``clock_offset`` to the wiki's clock
         and sends the request once more, unless
         ``pywikibot_ext.options.correct_clock_skew`` is False.  This also
-        changes an ``_mwcomms.OAuth1`` passed as *auth*.  Streamed
+        changes an ``_mwcomms.OAuth1`` passed as *auth*.  Only MediaWiki's
+        exact error objects count (see :func:`rejected_timestamp`), the
+        offset must stay within MAX_CLOCK_CORRECTION_S, and the body must
+        be rewindable; otherwise the reply is returned as it is.  Streamed
         responses are not checked for it.
 
         *progress* (not a requests argument) is called as
@@ -157,20 +158,17 @@ class Transport:
                                        signer, cookies, timeout, verify,
                                        proxy, stream, progress)
             if (signer is not None and not clock_corrected
-                    and options.correct_clock_skew):
-                server_time = rejected_timestamp_server_time(response)
-                if server_time is not None:
-                    # The wiki checks the OAuth header in its session
-                    # provider, before the API module or special page runs,
-                    # so a request rejected for its timestamp changed
-                    # nothing and even a POST edit can be sent again.  The
-                    # C client signs each call with a new nonce and
-                    # timestamp, and clock_corrected limits this to one
-                    # resend per request.
-                    self._correct_clock(signer, url, server_time)
-                    clock_corrected = True
-                    _rewind_body(body, body_position)
-                    continue
+                    and options.correct_clock_skew
+                    and self._correct_rejected_clock(response, signer, url,
+                                                     body, body_position)):
+                # The wiki checks the OAuth header in its session provider,
+                # before the API module or special page runs, so a request
+                # rejected for its timestamp changed nothing and even a
+                # POST edit can be sent again.  The C client signs each
+                # call with a new nonce and timestamp, and clock_corrected
+                # limits this to one resend per request.
+                clock_corrected = True
+                continue
             location = None
             if allow_redirects and response.status_code in REDIRECT_STATUSES:
                 location = response.headers.get('location')
@@ -266,16 +264,58 @@ class Transport:
     # -- helpers ----------------------------------------------------------
 
     @staticmethod
-    def _correct_clock(signer: _mwcomms.OAuth1, url: str,
-                       server_time: int) -> None:
-        """Store the wiki's clock offset on the signer of its host."""
+    def _correct_rejected_clock(response, signer: _mwcomms.OAuth1,
+                                url: str, body, body_position) -> bool:
+        """Prepare a resend if the wiki rejected the OAuth timestamp.
+
+        Returns True after storing the wiki's clock offset on *signer* and
+        rewinding *body*.  Returns False, and changes nothing, when the
+        reply is not exactly a timestamp rejection (see
+        :func:`rejected_timestamp`), when the offset is above
+        MAX_CLOCK_CORRECTION_S, or when the body cannot be sent again
+        (a generator or a file without seek).  The reply then goes back
+        to the caller, as with ``options.correct_clock_skew`` False, and
+        pywikibot's API layer raises TimestampError for it.  Raising here
+        instead would make pywikibot's ``Request._http_request`` retry,
+        because it retries every exception it does not know.
+        """
+        if response.status_code != 200:
+            return False
+        content = response._content
+        if not isinstance(content, bytes):
+            return False
+        rejection = rejected_timestamp(
+            content, response.headers.get('mediawiki-api-error'))
+        if rejection is None:
+            return False
+        _, reason, server_time = rejection
+        host = urlsplit(url).netloc
+        offset = clock_offset(server_time)
+        if abs(offset) > MAX_CLOCK_CORRECTION_S:
+            _log.warning(
+                'OAuth: %s rejected the request timestamp (%s); the wiki\'s '
+                'clock is %+d s from this computer\'s, more than the %d s '
+                'that mwcomms corrects, so the request is not sent again. '
+                "Check this computer's clock and the wiki's address.",
+                host, reason, offset, MAX_CLOCK_CORRECTION_S)
+            return False
+        try:
+            _rewind_body(body, body_position)
+        except rexc.UnrewindableBodyError:
+            _log.warning(
+                'OAuth: %s rejected the request timestamp (%s); the '
+                'request body cannot be rewound, so the request is not sent '
+                "again. Synchronise this computer's clock (NTP).",
+                host, reason)
+            return False
         old_offset = signer.clock_offset
-        signer.clock_offset = clock_offset(server_time)
+        signer.clock_offset = offset
         _log.warning(
             'OAuth: %s rejected the request timestamp; sending it once '
             'more with clock_offset %+d s (was %+d s). Synchronise this '
             "computer's clock (NTP) to avoid the extra request.",
-            urlsplit(url).netloc, signer.clock_offset, old_offset)
+            host, offset, old_offset)
+        return True
 
     @staticmethod
     def _prepare_body(headers, data, files, json):
@@ -403,37 +443,6 @@ class Transport:
         return changed_port or changed_scheme
 
 
-# An index.php OAuth error is a small JSON object; a longer body is some
-# other reply and is not searched.
-MAX_INDEX_ERROR_SIZE = 4096
-
-
-def rejected_timestamp_server_time(response: Response) -> int | None:
-    """Return the wiki's clock if it rejected the OAuth timestamp, else None.
-
-    Recognises api.php (header ``MediaWiki-API-Error:
-    mwoauth-invalid-authorization``) and index.php (JSON
-    ``mwoauth-oauth-exception``) replies whose reason is ``Expired
-    timestamp, yours X, ours Y``.  The wiki's clock is Y, or the Date
-    header when the text has no Y.
-    """
-    if response.status_code != 200:
-        return None
-    body = response._content
-    if not isinstance(body, bytes) or body.find(
-            b'Expired timestamp', 0, MAX_INDEX_ERROR_SIZE) < 0:
-        return None
-    api_error = response.headers.get('mediawiki-api-error') or ''
-    if not (api_error.startswith(API_ERROR_CODE)
-            or (len(body) <= MAX_INDEX_ERROR_SIZE
-                and INDEX_ERROR_CODE.encode() in body)):
-        return None
-    _, server_time = expired_timestamps(body.decode('utf-8', 'replace'))
-    if server_time is None:
-        server_time = server_time_from_date(response.headers.get('date'))
-    return server_time
-
-
 def _framing_checked(store, body, method) -> list:
     """Return the header pairs without framing headers libcurl sets.
 
@@ -471,8 +480,13 @@ def _body_position(body):
 
 
 def _rewind_body(body, position) -> None:
-    """Seek a file-like body back to *position* before it is sent again."""
-    if not hasattr(body, 'read'):
+    """Seek a body back to *position* before it is sent again.
+
+    Raises UnrewindableBodyError for a stream that cannot seek there: a
+    generator or other iterable is used up after the first send, and
+    sending it again would send an empty body.
+    """
+    if not hasattr(body, 'read') and not _is_stream(body):
         return
     if position is None or not hasattr(body, 'seek'):
         raise rexc.UnrewindableBodyError(

@@ -9,7 +9,11 @@ server is local (127.0.0.1).
 """
 from __future__ import annotations
 
+import http.server
+import io
+import json
 import threading
+import time
 import traceback
 
 import pytest
@@ -302,3 +306,284 @@ def test_host_bound_follows_limit(concurrency):
     assert results['first'] == list(range(6))
     assert results['second'] == list(range(6, 12))
     assert host_slots(site.hostname()).active == 0
+
+
+# -- clock-skew resend: exact replies only, bounded, rewindable ----------
+
+API_INFO = 'The authorization headers in your request are not valid: '
+INDEX_MESSAGE = 'An error occurred in the OAuth protocol: '
+
+
+def expired_reason(server_time: int) -> str:
+    return f'Expired timestamp, yours {server_time - 1000}, ours {server_time}'
+
+
+def api_reply(server_time: int) -> tuple[list, bytes]:
+    body = json.dumps({'error': {
+        'code': 'mwoauth-invalid-authorization',
+        'info': API_INFO + expired_reason(server_time),
+        '*': 'See the API help.'}}).encode()
+    return ([('Content-Type', 'application/json'),
+             ('MediaWiki-API-Error', 'mwoauth-invalid-authorization')], body)
+
+
+def index_reply(server_time: int) -> tuple[list, bytes]:
+    body = json.dumps({'error': 'mwoauth-oauth-exception',
+                       'message': INDEX_MESSAGE
+                       + expired_reason(server_time)}).encode()
+    return [('Content-Type', 'application/json')], body
+
+
+class ReplyHandler(http.server.BaseHTTPRequestHandler):
+    """Record each request body and send the reply set for its path."""
+
+    protocol_version = 'HTTP/1.1'
+
+    def log_message(self, format, *args):
+        pass
+
+    def read_body(self) -> bytes:
+        if 'chunked' in self.headers.get('Transfer-Encoding', '').lower():
+            data = bytearray()
+            while True:
+                size = int(self.rfile.readline().split(b';')[0], 16)
+                if size == 0:
+                    while self.rfile.readline() not in (b'\r\n', b'\n', b''):
+                        pass
+                    return bytes(data)
+                data += self.rfile.read(size)
+                self.rfile.readline()
+        length = int(self.headers.get('Content-Length') or 0)
+        return self.rfile.read(length) if length else b''
+
+    def handle_any(self):
+        body = self.read_body()
+        path = self.path.split('?')[0]
+        with self.server.lock:
+            self.server.bodies.append((path, body))
+        status, headers, reply = self.server.replies.get(
+            path, (200, [], b'ok'))
+        self.send_response(status)
+        for name, value in headers:
+            self.send_header(name, value)
+        self.send_header('Content-Length', str(len(reply)))
+        self.end_headers()
+        self.wfile.write(reply)
+
+    do_GET = do_POST = handle_any
+
+
+class ReplyServer(http.server.ThreadingHTTPServer):
+    daemon_threads = True
+
+    def __init__(self):
+        super().__init__(('127.0.0.1', 0), ReplyHandler)
+        self.lock = threading.Lock()
+        self.bodies = []
+        self.replies = {}
+
+    def url(self, path: str) -> str:
+        return f'http://127.0.0.1:{self.server_address[1]}{path}'
+
+    def count(self, path: str) -> int:
+        with self.lock:
+            return sum(1 for seen, _ in self.bodies if seen == path)
+
+
+@pytest.fixture(scope='module')
+def reply_server_instance():
+    server = ReplyServer()
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield server
+    server.shutdown()
+    server.server_close()
+
+
+@pytest.fixture
+def reply_server(reply_server_instance):
+    with reply_server_instance.lock:
+        reply_server_instance.bodies.clear()
+        reply_server_instance.replies.clear()
+    return reply_server_instance
+
+
+@pytest.fixture
+def skew_transport(monkeypatch):
+    import pywikibot_ext
+    from pywikibot_ext._transport import Transport
+
+    monkeypatch.setattr(pywikibot_ext.options, 'correct_clock_skew', True)
+    transport = Transport()
+    yield transport
+    transport.close()
+
+
+CREDENTIALS = ('consumer', 'consumer-secret', 'token', 'token-secret')
+
+
+FORM_TYPE = 'application/x-www-form-urlencoded'
+# A signed form body must be bytes, so streamed bodies use another type.
+BINARY_TYPE = 'application/octet-stream'
+
+
+def send_signed(transport, server, path, data=b'action=edit&text=x',
+                content_type=FORM_TYPE):
+    signer = transport.oauth_for(CREDENTIALS,
+                                 f'127.0.0.1:{server.server_address[1]}')
+    signer.clock_offset = 0
+    response = transport.request(
+        'POST', server.url(path), data=data, auth=signer,
+        headers={'Content-Type': content_type})
+    return signer, response
+
+
+@pytest.mark.parametrize('make_reply', [api_reply, index_reply])
+def test_skew_exact_reply_resent(make_reply, reply_server, skew_transport):
+    server_time = int(time.time()) + 1000
+    headers, body = make_reply(server_time)
+    reply_server.replies['/w'] = (200, headers, body)
+    signer, response = send_signed(skew_transport, reply_server, '/w')
+    assert reply_server.count('/w') == 2
+    assert 990 <= signer.clock_offset <= 1010
+    assert [seen for _, seen in reply_server.bodies] == [
+        b'action=edit&text=x', b'action=edit&text=x']
+    assert response.status_code == 200
+
+
+def api_header():
+    return [('MediaWiki-API-Error', 'mwoauth-invalid-authorization')]
+
+
+def lookalike_replies(server_time):
+    """Return (name, headers, body) replies that must not be resent."""
+    reason = expired_reason(server_time)
+    api_headers, api_body = api_reply(server_time)
+    _, index_body = index_reply(server_time)
+    page = ('<html><body><p>mwoauth-oauth-exception '
+            'mwoauth-invalid-authorization ' + API_INFO + reason
+            + '</p><pre>' + index_body.decode() + '</pre></body></html>')
+    return [
+        ('api body without header', [], api_body),
+        ('header with html page', api_header(), page.encode()),
+        ('header with other code', [
+            ('MediaWiki-API-Error', 'mwoauth-invalid-authorization-x')],
+         api_body),
+        ('header with plain text', api_header(),
+         (API_INFO + reason).encode()),
+        ('api info with more text', api_headers, json.dumps({'error': {
+            'code': 'mwoauth-invalid-authorization',
+            'info': API_INFO + reason + ' and more'}}).encode()),
+        ('api info without prefix', api_headers, json.dumps({'error': {
+            'code': 'mwoauth-invalid-authorization',
+            'info': reason}}).encode()),
+        ('api body other code', api_headers, json.dumps({'error': {
+            'code': 'badtoken', 'info': API_INFO + reason}}).encode()),
+        ('html page', [('Content-Type', 'text/html')], page.encode()),
+        ('page text quoting index json', [('Content-Type', 'text/plain')],
+         b'Example: ' + index_body),
+        ('json page with extra key', [('Content-Type', 'application/json')],
+         json.dumps({'error': 'mwoauth-oauth-exception',
+                     'message': INDEX_MESSAGE + reason,
+                     'title': 'Some page'}).encode()),
+        ('index message without prefix', [],
+         json.dumps({'error': 'mwoauth-oauth-exception',
+                     'message': reason}).encode()),
+        ('index json inside list', [],
+         b'[' + index_body + b']'),
+        ('non-integer timestamp', [],
+         json.dumps({'error': 'mwoauth-oauth-exception',
+                     'message': INDEX_MESSAGE + 'Expired timestamp, yours '
+                     'x, ours 12'}).encode()),
+    ]
+
+
+@pytest.mark.parametrize('name', [name for name, _, _
+                                  in lookalike_replies(0)])
+def test_skew_lookalike_not_resent(name, reply_server, skew_transport):
+    replies = {case: (headers, body) for case, headers, body
+               in lookalike_replies(int(time.time()) + 1000)}
+    headers, body = replies[name]
+    reply_server.replies['/w'] = (200, headers, body)
+    signer, response = send_signed(skew_transport, reply_server, '/w')
+    assert reply_server.count('/w') == 1
+    assert signer.clock_offset == 0
+    assert response.content == body
+
+
+def test_skew_offset_bound(reply_server, skew_transport):
+    from pywikibot_ext._oauth_text import MAX_CLOCK_CORRECTION_S
+
+    server_time = int(time.time()) + MAX_CLOCK_CORRECTION_S + 3600
+    headers, body = api_reply(server_time)
+    reply_server.replies['/w'] = (200, headers, body)
+    signer, response = send_signed(skew_transport, reply_server, '/w')
+    assert reply_server.count('/w') == 1
+    assert signer.clock_offset == 0
+    assert response.headers['MediaWiki-API-Error'] == \
+        'mwoauth-invalid-authorization'
+
+
+def test_skew_within_bound_resent(reply_server, skew_transport):
+    from pywikibot_ext._oauth_text import MAX_CLOCK_CORRECTION_S
+
+    server_time = int(time.time()) + MAX_CLOCK_CORRECTION_S - 3600
+    headers, body = api_reply(server_time)
+    reply_server.replies['/w'] = (200, headers, body)
+    signer, _ = send_signed(skew_transport, reply_server, '/w')
+    assert reply_server.count('/w') == 2
+    assert signer.clock_offset > MAX_CLOCK_CORRECTION_S - 3700
+
+
+def test_skew_generator_not_resent(reply_server, skew_transport):
+    headers, body = api_reply(int(time.time()) + 1000)
+    reply_server.replies['/w'] = (200, headers, body)
+
+    def generate():
+        yield b'action=edit&text=hello'
+
+    signer, response = send_signed(skew_transport, reply_server, '/w',
+                                   data=generate(),
+                                   content_type=BINARY_TYPE)
+    assert reply_server.count('/w') == 1
+    assert reply_server.bodies == [('/w', b'action=edit&text=hello')]
+    assert signer.clock_offset == 0
+    assert response.content == body
+
+
+def test_skew_file_body_resent(reply_server, skew_transport):
+    headers, body = api_reply(int(time.time()) + 1000)
+    reply_server.replies['/w'] = (200, headers, body)
+    data = io.BytesIO(b'action=edit&text=file')
+    send_signed(skew_transport, reply_server, '/w', data=data,
+                content_type=BINARY_TYPE)
+    assert [seen for _, seen in reply_server.bodies] == [
+        b'action=edit&text=file', b'action=edit&text=file']
+
+
+def test_redirect_307_generator_raises(reply_server, skew_transport):
+    from requests.exceptions import UnrewindableBodyError
+
+    reply_server.replies['/moved'] = (307, [('Location', '/target')], b'')
+
+    def generate():
+        yield b'payload'
+
+    with pytest.raises(UnrewindableBodyError):
+        skew_transport.request('POST', reply_server.url('/moved'),
+                               data=generate())
+    assert reply_server.count('/moved') == 1
+    assert reply_server.count('/target') == 0
+
+
+def test_rewind_body_generator_raises():
+    from requests.exceptions import UnrewindableBodyError
+
+    from pywikibot_ext._transport import _rewind_body
+
+    with pytest.raises(UnrewindableBodyError):
+        _rewind_body(iter([b'x']), None)
+    _rewind_body(b'bytes', None)
+    stream = io.BytesIO(b'abc')
+    stream.read()
+    _rewind_body(stream, 1)
+    assert stream.read() == b'bc'

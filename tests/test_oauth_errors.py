@@ -5,6 +5,7 @@ rejects requests with the texts of MediaWiki's OAuth extension.
 """
 from __future__ import annotations
 
+import time
 import uuid
 
 import pytest
@@ -210,6 +211,28 @@ def test_expired_after_correction_error(target, replaying):
 
     assert _requests_sent(before) == 2
     assert excinfo.value.client_timestamp == 1_000_000_000
+
+
+def test_skew_beyond_bound_error(target, monkeypatch):
+    """A wiki clock days away from ours is not corrected or resent."""
+    from pywikibot_ext import _oauth_text
+    from pywikibot_ext import _transport as transport_module
+    from pywikibot_ext.errors import TimestampError
+
+    # As if this computer's clock were four days behind the wiki's.
+    def four_days_behind(server_time):
+        return _oauth_text.clock_offset(server_time,
+                                        now=time.time() - 4 * 86400)
+
+    monkeypatch.setattr(transport_module, 'clock_offset', four_days_behind)
+    target.signer().clock_offset = -400
+    before = _transport().client.stats['requests']
+
+    with pytest.raises(TimestampError):
+        _userinfo(target.site)
+
+    assert _requests_sent(before) == 1
+    assert target.signer().clock_offset == -400
 
 
 # -- clock skew is corrected ----------------------------------------------
