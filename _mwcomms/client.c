@@ -506,10 +506,21 @@ mw_client_count(PyObject *client, long connects)
     self->connects += (unsigned long long)connects;
 }
 
+/* Whether close() has run.  Takes pool_lock, so a batch may call it
+ * with the GIL released while another thread closes the client. */
 int
 mw_client_is_closed(PyObject *client)
 {
-    return ((ClientObject *)client)->closed;
+    ClientObject *self = (ClientObject *)client;
+    int closed;
+
+    if (!self->pool_lock_ready) {
+        return self->closed;
+    }
+    pthread_mutex_lock(&self->pool_lock);
+    closed = self->closed;
+    pthread_mutex_unlock(&self->pool_lock);
+    return closed;
 }
 
 int
@@ -805,8 +816,9 @@ PyDoc_STRVAR(Client_request_many_doc,
 "Send a batch of requests at once and return a list, in the order of\n"
 "requests, whose items are a Response or the exception instance that\n"
 "request() would have raised for that item.  Only a KeyboardInterrupt\n"
-"(or another exception of a signal handler), a closed client or invalid\n"
-"batch arguments raise.\n"
+"(or another exception of a signal handler), a client closed before the\n"
+"call or invalid batch arguments raise.  See close() for a client closed\n"
+"during the batch.\n"
 "\n"
 "Each item is a dict with the keys method (default 'GET'), url,\n"
 "headers, body and auth, or a tuple (method, url[, headers[, body[,\n"
@@ -879,9 +891,12 @@ static PyMethodDef Client_methods[] = {
      METH_VARARGS | METH_KEYWORDS, Client_request_many_doc},
     {"close", (PyCFunction)Client_close, METH_NOARGS,
      PyDoc_STR("close()\n--\n\n"
-               "Close the idle connections and free the handles.  Requests\n"
-               "still running finish first; new ones raise ValueError.\n"
-               "Calling close() again does nothing.")},
+               "Close the idle connections and free the handles.  It does\n"
+               "not wait: requests still running finish, and new ones raise\n"
+               "ValueError.  In a running request_many() batch, the items\n"
+               "already started finish and every other item gets\n"
+               "ValueError('Client is closed') as its result.  Calling\n"
+               "close() again does nothing.")},
     {"__enter__", (PyCFunction)Client_enter, METH_NOARGS, NULL},
     {"__exit__", (PyCFunction)Client_exit, METH_VARARGS, NULL},
     {NULL}

@@ -8,6 +8,10 @@
  * started.  So at most twice max_concurrency easy handles are in use,
  * and each finished body is handed to its Response (or freed) within a
  * round.
+ *
+ * Client.close() during a batch lets the items already started finish
+ * with their own results.  No further item starts: each gets a
+ * ValueError("Client is closed") as its result.
  */
 #include "client.h"
 
@@ -34,6 +38,7 @@ typedef struct {
  * next_add were started (or failed before); items from next_add to
  * next_setup are set up and wait to start. */
 typedef struct {
+    PyObject *client;
     batch_item *items;
     Py_ssize_t count;
     Py_ssize_t max_concurrency;
@@ -249,8 +254,14 @@ run_batch(CURLM *multi, batch_state *state)
 
         while (state->active < state->max_concurrency
                && state->next_add < state->next_setup) {
-            batch_item *item = &items[state->next_add++];
+            batch_item *item = &items[state->next_add];
 
+            if (item->ready && mw_client_is_closed(state->client)) {
+                /* close() ran: mw_request_many fails this item and the
+                 * rest once the items on the multi handle finish. */
+                break;
+            }
+            state->next_add++;
             if (!item->ready) {
                 continue;
             }
@@ -416,10 +427,37 @@ collect_finished(PyObject *client, batch_state *state)
     }
 }
 
+/* Set "Client is closed" as the result of an item that was not started,
+ * and give back its easy handle if it has one. */
+static void
+fail_closed_item(PyObject *client, batch_item *item)
+{
+    PyErr_SetString(PyExc_ValueError, "Client is closed");
+    store_exception(item);
+    item->ready = 0;
+    if (item->easy != NULL) {
+        mw_client_release(client, item->easy, 0);
+        item->easy = NULL;
+    }
+    mw_transfer_clear(&item->transfer);
+    mw_request_clear(&item->request);
+}
+
+/* After close(): fail every item that has not started.  Items on the
+ * multi handle go on until they finish. */
+static void
+fail_unstarted_items(PyObject *client, batch_state *state)
+{
+    for (Py_ssize_t i = state->next_add; i < state->count; i++) {
+        fail_closed_item(client, &state->items[i]);
+    }
+    state->next_add = state->count;
+    state->next_setup = state->count;
+}
+
 /* Check, sign and set up the next items, up to max_concurrency of them
- * waiting to start.  Return -1 with an exception set when the client was
- * closed meanwhile; an item's own error becomes its result. */
-static int
+ * waiting to start.  An item's own error becomes its result. */
+static void
 set_up_items(PyObject *client, batch_state *state, PyObject *sequence,
              batch_options *options)
 {
@@ -441,12 +479,7 @@ set_up_items(PyObject *client, batch_state *state, PyObject *sequence,
             mw_request_clear(&item->request);
         }
         state->next_setup++;
-        if (mw_client_is_closed(client)) {
-            PyErr_SetString(PyExc_ValueError, "Client is closed");
-            return -1;
-        }
     }
-    return 0;
 }
 
 PyObject *
@@ -483,6 +516,7 @@ mw_request_many(PyObject *client, PyObject *args, PyObject *kwargs)
         PyErr_NoMemory();
         goto done;
     }
+    state.client = client;
     state.items = items;
     state.count = count;
     state.check_signals = mw_on_main_thread();
@@ -494,12 +528,13 @@ mw_request_many(PyObject *client, PyObject *args, PyObject *kwargs)
 
     while (1) {
         collect_finished(client, &state);
+        if (mw_client_is_closed(client)) {
+            fail_unstarted_items(client, &state);
+        }
         if (state.next_add == count && state.active == 0) {
             break;
         }
-        if (set_up_items(client, &state, sequence, &options) < 0) {
-            goto done;
-        }
+        set_up_items(client, &state, sequence, &options);
         Py_BEGIN_ALLOW_THREADS
         ran = run_batch(multi, &state);
         Py_END_ALLOW_THREADS

@@ -14,6 +14,7 @@ import io
 import json
 import threading
 import time
+import uuid
 import traceback
 
 import pytest
@@ -587,3 +588,47 @@ def test_rewind_body_generator_raises():
     stream.read()
     _rewind_body(stream, 1)
     assert stream.read() == b'bc'
+
+
+# -- Client.close() during request_many ---------------------------------
+
+def test_close_during_batch_keeps_started(http_server):
+    keys = [f'close-batch-{uuid.uuid4().hex}-{n}' for n in range(6)]
+    client = _mwcomms.Client()
+    results = {}
+
+    def run():
+        try:
+            results['items'] = client.request_many(
+                [('POST', http_server.url(f'/block?key={key}'), None,
+                  b'edit') for key in keys], max_concurrency=2)
+        except Exception as exc:  # the defect: the whole batch raised
+            results['error'] = exc
+
+    runner = threading.Thread(target=run)
+    runner.start()
+    try:
+        # Items 0 and 1 are on the multi handle now.  Item 1 may wait for
+        # item 0's connection (CURLOPT_PIPEWAIT), but it has started.
+        assert http_server.wait_state(keys[0], 'started')
+        client.close()
+    finally:
+        for key in keys:
+            http_server.release(key)
+        runner.join(30)
+    assert 'error' not in results
+    items = results['items']
+    assert [item.status for item in items[:2]] == [200, 200]
+    assert [item.body for item in items[:2]] == [b'released', b'released']
+    for item in items[2:]:
+        assert isinstance(item, ValueError)
+        assert str(item) == 'Client is closed'
+    for key in keys[2:]:
+        assert not http_server.has_state(key, 'started')
+
+
+def test_closed_client_batch_raises(http_server):
+    client = _mwcomms.Client()
+    client.close()
+    with pytest.raises(ValueError):
+        client.request_many([('GET', http_server.url('/echo'))])
