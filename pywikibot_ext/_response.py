@@ -222,9 +222,10 @@ class RawStream:
         """Return up to *amt* bytes of the body, or the rest when None.
 
         Returns b'' once the body was read to its end or the stream was
-        closed, as urllib3 does.
+        closed, as urllib3 does.  ``read(0)`` returns b'' and leaves the
+        stream open: only an empty read of a positive size ends it.
         """
-        if self._stream.closed:
+        if self._stream.closed or amt == 0:
             return b''
         try:
             data = self._stream.read(-1 if amt is None else amt)

@@ -632,3 +632,24 @@ def test_closed_client_batch_raises(http_server):
     client.close()
     with pytest.raises(ValueError):
         client.request_many([('GET', http_server.url('/echo'))])
+
+
+# -- RawStream.read(0) ---------------------------------------------------
+
+def test_raw_read_zero_keeps_stream(http_server):
+    from pywikibot_ext._transport import Transport
+
+    transport = Transport()
+    try:
+        response = transport.request(
+            'GET', http_server.url('/large?size=100000'), stream=True)
+        assert response.raw.read(0) == b''
+        assert not response.raw.closed
+        head = response.raw.read(10)
+        assert response.raw.read(0) == b''
+        rest = response.raw.read()
+    finally:
+        transport.close()
+    assert len(head) == 10
+    assert len(head + rest) == 100000
+    assert response.raw.closed
