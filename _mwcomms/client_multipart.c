@@ -4,9 +4,13 @@
  */
 #include "client.h"
 
+#include <errno.h>
+#include <fcntl.h>
 #include <string.h>
+#include <strings.h>
 #include <structmember.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 typedef struct {
     PyObject_HEAD
@@ -314,6 +318,203 @@ raise_mime_error(CURLcode code, const char *step)
     return -1;
 }
 
+/* ---- File parts ------------------------------------------------------
+ *
+ * A file part is opened when each request starts, and libcurl reads the
+ * opened file through read_file_part.  So a path that was replaced after
+ * the Multipart was created (by a directory, a FIFO or nothing) raises
+ * before anything is sent, and libcurl never opens a path itself. */
+
+typedef struct {
+    int fd;
+    curl_off_t size;       /* st_size when the request started */
+    curl_off_t position;   /* next offset to read */
+} file_source;
+
+static size_t
+read_file_part(char *buffer, size_t size, size_t count, void *arg)
+{
+    file_source *source = arg;
+    curl_off_t left = source->size - source->position;
+    size_t wanted = size * count;
+    ssize_t got;
+
+    if ((curl_off_t)wanted > left) {
+        wanted = (size_t)left;
+    }
+    if (wanted == 0) {
+        return 0;
+    }
+    do {
+        got = pread(source->fd, buffer, wanted, (off_t)source->position);
+    } while (got < 0 && errno == EINTR);
+    if (got <= 0) {
+        /* A read error, or the file became shorter than the size that
+         * the Content-Length was computed from. */
+        return CURL_READFUNC_ABORT;
+    }
+    source->position += got;
+    return (size_t)got;
+}
+
+static int
+seek_file_part(void *arg, curl_off_t offset, int origin)
+{
+    file_source *source = arg;
+
+    if (origin != SEEK_SET || offset < 0 || offset > source->size) {
+        return CURL_SEEKFUNC_FAIL;
+    }
+    source->position = offset;
+    return CURL_SEEKFUNC_OK;
+}
+
+static void
+free_file_part(void *arg)
+{
+    file_source *source = arg;
+
+    close(source->fd);
+    PyMem_RawFree(source);
+}
+
+/* Open path for a file part: a regular file, opened without blocking on
+ * a FIFO.  Return the source, or NULL with OSError (FileNotFoundError,
+ * PermissionError, ...) or ValueError set; both name the path. */
+static file_source *
+open_file_part(PyObject *path)
+{
+    const char *name = PyBytes_AS_STRING(path);
+    file_source *source = NULL;
+    struct stat status;
+    PyObject *shown = NULL;
+    int fd;
+
+    Py_BEGIN_ALLOW_THREADS
+    do {
+        fd = open(name, O_RDONLY | O_NONBLOCK | O_NOCTTY | O_CLOEXEC);
+    } while (fd < 0 && errno == EINTR);
+    Py_END_ALLOW_THREADS
+    if (fd < 0) {
+        shown = PyUnicode_DecodeFSDefault(name);
+        if (shown != NULL) {
+            PyErr_SetFromErrnoWithFilenameObject(PyExc_OSError, shown);
+        }
+        goto error;
+    }
+    if (fstat(fd, &status) != 0) {
+        shown = PyUnicode_DecodeFSDefault(name);
+        if (shown != NULL) {
+            PyErr_SetFromErrnoWithFilenameObject(PyExc_OSError, shown);
+        }
+        goto error;
+    }
+    if (!S_ISREG(status.st_mode)) {
+        shown = PyUnicode_DecodeFSDefault(name);
+        if (shown != NULL) {
+            PyErr_Format(PyExc_ValueError,
+                         "Multipart file %R is not a regular file any "
+                         "more: it was replaced after the Multipart was "
+                         "created", shown);
+        }
+        goto error;
+    }
+    source = PyMem_RawMalloc(sizeof(*source));
+    if (source == NULL) {
+        PyErr_NoMemory();
+        goto error;
+    }
+    source->fd = fd;
+    source->size = (curl_off_t)status.st_size;
+    source->position = 0;
+    Py_XDECREF(shown);
+    return source;
+error:
+    if (fd >= 0) {
+        close(fd);
+    }
+    Py_XDECREF(shown);
+    return NULL;
+}
+
+/* The Content-Type that libcurl 7.88 gives a part read from a file when
+ * none is set (mime.c: by the filename's extension, then the path's,
+ * else application/octet-stream), because libcurl guesses only from the
+ * filename for a part read through callbacks. */
+static const char *
+type_for_name(const char *name)
+{
+    static const char *const types[][2] = {
+        {".gif", "image/gif"},
+        {".jpg", "image/jpeg"},
+        {".jpeg", "image/jpeg"},
+        {".png", "image/png"},
+        {".svg", "image/svg+xml"},
+        {".txt", "text/plain"},
+        {".htm", "text/html"},
+        {".html", "text/html"},
+        {".pdf", "application/pdf"},
+        {".xml", "application/xml"},
+    };
+    size_t length = strlen(name);
+
+    for (size_t i = 0; i < sizeof(types) / sizeof(types[0]); i++) {
+        size_t suffix = strlen(types[i][0]);
+
+        if (length >= suffix
+                && strcasecmp(name + length - suffix, types[i][0]) == 0) {
+            return types[i][1];
+        }
+    }
+    return NULL;
+}
+
+/* Set up part to send the file at path (bytes), with filename and
+ * content_type (bytes or None) as for curl_mime_filedata.  Return
+ * CURLE_OK, or -1 with a Python exception set, or another CURLcode. */
+static int
+add_file_part(curl_mimepart *part, PyObject *path, PyObject *filename,
+              PyObject *content_type)
+{
+    const char *name = PyBytes_AS_STRING(path);
+    const char *base = strrchr(name, '/');
+    const char *shown_name;
+    const char *type = NULL;
+    file_source *source;
+    CURLcode code;
+
+    base = base != NULL ? base + 1 : name;
+    shown_name = filename != Py_None ? PyBytes_AS_STRING(filename) : base;
+    source = open_file_part(path);
+    if (source == NULL) {
+        return -1;
+    }
+    /* From here on libcurl owns source and frees it with the part. */
+    code = curl_mime_data_cb(part, source->size, read_file_part,
+                             seek_file_part, free_file_part, source);
+    if (code != CURLE_OK) {
+        free_file_part(source);
+        return (int)code;
+    }
+    code = curl_mime_filename(part, shown_name);
+    if (code != CURLE_OK) {
+        return (int)code;
+    }
+    if (content_type != Py_None) {
+        type = PyBytes_AS_STRING(content_type);
+    }
+    else {
+        type = type_for_name(shown_name);
+        if (type == NULL) {
+            type = type_for_name(name);
+        }
+        if (type == NULL) {
+            type = "application/octet-stream";
+        }
+    }
+    return (int)curl_mime_type(part, type);
+}
+
 int
 mw_multipart_build(CURL *easy, PyObject *multipart, curl_mime **result)
 {
@@ -358,15 +559,24 @@ mw_multipart_build(CURL *easy, PyObject *multipart, curl_mime **result)
         }
         code = curl_mime_name(part,
                               PyBytes_AS_STRING(PyTuple_GET_ITEM(entry, 0)));
-        if (code == CURLE_OK && content != Py_None) {
-            code = curl_mime_data(part, PyBytes_AS_STRING(content),
-                                  (size_t)PyBytes_GET_SIZE(content));
+        if (code != CURLE_OK) {
+            goto error;
         }
-        else if (code == CURLE_OK) {
-            /* libcurl reads the file while sending, and names the part
-             * after the path's last component. */
-            code = curl_mime_filedata(part, PyBytes_AS_STRING(path));
+        if (content == Py_None) {
+            int added = add_file_part(part, path, filename, content_type);
+
+            if (added < 0) {
+                curl_mime_free(mime);
+                return -1;
+            }
+            code = (CURLcode)added;
+            if (code != CURLE_OK) {
+                goto error;
+            }
+            continue;
         }
+        code = curl_mime_data(part, PyBytes_AS_STRING(content),
+                              (size_t)PyBytes_GET_SIZE(content));
         if (code == CURLE_OK && filename != Py_None) {
             code = curl_mime_filename(part, PyBytes_AS_STRING(filename));
         }
@@ -404,7 +614,10 @@ PyDoc_STRVAR(Multipart_doc,
 "fields is a dict or an iterable of (name, value) pairs; value is str\n"
 "(sent as UTF-8) or bytes-like.  files is an iterable of (name,\n"
 "filename, content_type, data) tuples: data is bytes-like, or a str or\n"
-"os.PathLike path of a regular file that libcurl reads while sending.\n"
+"os.PathLike path of a regular file.  The file is opened when each\n"
+"request starts and read while sending: a path that is no longer a\n"
+"regular file then raises ValueError, and a missing one OSError\n"
+"(FileNotFoundError), before anything is sent.\n"
 "filename None sends no filename for bytes data and the path's last\n"
 "component for a path; content_type None lets libcurl choose.  Fields\n"
 "are sent first, then files, each in the order given.");

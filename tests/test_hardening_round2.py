@@ -12,6 +12,7 @@ from __future__ import annotations
 import http.server
 import io
 import json
+import os
 import threading
 import time
 import uuid
@@ -20,6 +21,7 @@ import traceback
 import pytest
 
 import _mwcomms
+from servers import RawServer, raw_reply, read_raw_request
 
 SECRET = 's3cretPW'
 
@@ -653,3 +655,125 @@ def test_raw_read_zero_keeps_stream(http_server):
     assert len(head) == 10
     assert len(head + rest) == 100000
     assert response.raw.closed
+
+
+# -- Multipart file paths replaced after the Multipart was made ----------
+
+@pytest.fixture
+def counting_server():
+    """A RawServer that answers 200 and counts the connections made."""
+    def handler(server, connection, index):
+        head, body, _ = read_raw_request(connection)
+        if head is not None:
+            server.record((head, body))
+            # The handler closes the connection, so the reply says so.
+            raw_reply(connection, extra=b'Connection: close\r\n')
+
+    server = RawServer(handler)
+    yield server
+    server.stop()
+
+
+def make_file_multipart(path):
+    path.write_bytes(b'v' * 100)
+    return _mwcomms.Multipart(files=[('f', None, None, str(path))])
+
+
+def test_multipart_file_removed_raises(tmp_path, counting_server):
+    path = tmp_path / 'gone.bin'
+    multipart = make_file_multipart(path)
+    path.unlink()
+    with _mwcomms.Client() as client:
+        with pytest.raises(FileNotFoundError) as caught:
+            client.request('POST', counting_server.url('/'), body=multipart)
+    assert caught.value.filename == str(path)
+    assert counting_server.connections == 0
+
+
+def test_multipart_path_now_directory(tmp_path, counting_server):
+    path = tmp_path / 'swap.bin'
+    multipart = make_file_multipart(path)
+    path.unlink()
+    path.mkdir()
+    with _mwcomms.Client() as client:
+        with pytest.raises(ValueError) as caught:
+            client.request('POST', counting_server.url('/'), body=multipart)
+    assert str(path) in str(caught.value)
+    assert 'not a regular file' in str(caught.value)
+    assert counting_server.connections == 0
+
+
+def test_multipart_path_now_fifo(tmp_path, counting_server):
+    path = tmp_path / 'fifo.bin'
+    multipart = make_file_multipart(path)
+    path.unlink()
+    os.mkfifo(path)
+    unblocked = threading.Event()
+
+    def open_writer():
+        # Ends a blocked open() of the FIFO, so the test always returns.
+        if not unblocked.wait(10):
+            with open(path, 'wb') as writer:
+                writer.write(b'late')
+
+    writer = threading.Thread(target=open_writer, daemon=True)
+    writer.start()
+    try:
+        with _mwcomms.Client() as client:
+            with pytest.raises(ValueError) as caught:
+                client.request('POST', counting_server.url('/'),
+                               body=multipart, timeout=5)
+    finally:
+        unblocked.set()
+        writer.join(15)
+    assert str(path) in str(caught.value)
+    assert counting_server.connections == 0
+
+
+def test_multipart_file_read_at_send(tmp_path, counting_server):
+    path = tmp_path / 'later.bin'
+    multipart = make_file_multipart(path)
+    path.write_bytes(b'new content')
+    with _mwcomms.Client() as client:
+        response = client.request('POST', counting_server.url('/'),
+                                  body=multipart)
+    assert response.status == 200
+    _, body = counting_server.requests[0]
+    assert b'\r\n\r\nnew content\r\n--' in body
+
+
+def test_multipart_file_closed_after(tmp_path, counting_server):
+    path = tmp_path / 'fd.bin'
+    multipart = make_file_multipart(path)
+    descriptors = len(os.listdir('/proc/self/fd'))
+    with _mwcomms.Client() as client:
+        for _ in range(5):
+            client.request('POST', counting_server.url('/'), body=multipart)
+        results = client.request_many(
+            [('POST', counting_server.url('/'), None, multipart)] * 3)
+    assert [result.status for result in results] == [200, 200, 200]
+    assert len(os.listdir('/proc/self/fd')) == descriptors
+
+
+@pytest.mark.parametrize('stored, filename, expected', [
+    ('a.png', None, 'image/png'),
+    ('a.PNG', 'x.zzz', 'image/png'),
+    ('a.bin', 'x.txt', 'text/plain'),
+    ('a.png', 'x', 'image/png'),
+    ('a.svg', 'x.gif', 'image/gif'),
+    ('noext', None, 'application/octet-stream'),
+    ('a.bin', None, 'application/octet-stream'),
+    ('a.html', None, 'text/html'),
+])
+def test_multipart_file_content_type(stored, filename, expected, tmp_path,
+                                     http_server):
+    path = tmp_path / stored
+    path.write_bytes(b'data')
+    multipart = _mwcomms.Multipart(files=[('f', filename, None, str(path))])
+    with _mwcomms.Client() as client:
+        response = client.request('POST', http_server.url('/form'),
+                                  body=multipart)
+    part = json.loads(response.body)['parts'][0]
+    assert part['content_type'] == expected
+    assert part['filename'] == (filename or stored)
+    assert part['length'] == 4
