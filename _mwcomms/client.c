@@ -800,7 +800,10 @@ PyDoc_STRVAR(Client_stream_doc,
 "and unread, so memory stays bounded for any body size.  The arguments\n"
 "are those of request().  progress, when given, is called as\n"
 "progress(bytes_read, total) after each read that returns data, where\n"
-"total is the Content-Length (of the encoded body) or None.");
+"total is the Content-Length (of the encoded body) or None.  When\n"
+"progress raises, that read raises its exception and returns no bytes:\n"
+"they stay unread, so the next read returns them and calls progress\n"
+"with the same bytes_read again.");
 
 static PyObject *
 Client_stream(ClientObject *self, PyObject *args, PyObject *kwargs)

@@ -482,6 +482,42 @@ stream_take(StreamObject *self, char *dest, size_t limit)
     return available;
 }
 
+/* Put count bytes that a read took back before the unread body, so that
+ * the next read returns them again.  Return 0, or -1 with MemoryError
+ * set (the bytes are then lost).  Called with the GIL held, while no
+ * libcurl callback runs. */
+static int
+stream_unread(StreamObject *self, const char *data, size_t count)
+{
+    mw_buffer *body = &self->transfer.body;
+    size_t unread = body->len - self->transfer.body_offset;
+
+    if (count == 0) {
+        return 0;
+    }
+    if (self->transfer.body_offset >= count) {
+        self->transfer.body_offset -= count;
+        memcpy(body->data + self->transfer.body_offset, data, count);
+        return 0;
+    }
+    if (count + unread > body->cap) {
+        char *grown = PyMem_RawRealloc(body->data, count + unread);
+
+        if (grown == NULL) {
+            PyErr_NoMemory();
+            return -1;
+        }
+        body->data = grown;
+        body->cap = count + unread;
+    }
+    memmove(body->data + count, body->data + self->transfer.body_offset,
+            unread);
+    memcpy(body->data, data, count);
+    self->transfer.body_offset = 0;
+    body->len = count + unread;
+    return 0;
+}
+
 static int
 report_progress(StreamObject *self, size_t count)
 {
@@ -505,6 +541,7 @@ report_progress(StreamObject *self, size_t count)
                                        self->bytes_read, Py_None);
     }
     if (result == NULL) {
+        self->bytes_read -= count;
         return -1;
     }
     Py_DECREF(result);
@@ -565,12 +602,17 @@ stream_read(StreamObject *self, Py_ssize_t size, int exact)
     }
     result = PyBytes_FromStringAndSize(data != NULL ? data : "",
                                        (Py_ssize_t)length);
+    /* A progress callback that raises makes the read raise.  Its bytes
+     * go back to the unread body and bytes_read is not advanced, so the
+     * next read returns them (and reports them) again. */
+    if (result != NULL && report_progress(self, length) < 0) {
+        Py_CLEAR(result);
+        /* On failure, its MemoryError replaces the callback's exception. */
+        (void)stream_unread(self, data, length);
+    }
 done:
     PyMem_Free(data);
     self->busy = 0;
-    if (result != NULL && report_progress(self, length) < 0) {
-        Py_CLEAR(result);
-    }
     return result;
 }
 

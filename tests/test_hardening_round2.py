@@ -777,3 +777,58 @@ def test_multipart_file_content_type(stored, filename, expected, tmp_path,
     assert part['content_type'] == expected
     assert part['filename'] == (filename or stored)
     assert part['length'] == 4
+
+
+# -- a progress callback that raises keeps the bytes of its read ---------
+
+def large_body(size: int) -> bytes:
+    """The body of the test server's /large route."""
+    return bytes(i % 251 for i in range(251)) * (size // 251) \
+        + b'x' * (size % 251)
+
+
+class FailingProgress:
+    """Record progress calls and raise on the calls numbered in fail_on."""
+
+    def __init__(self, fail_on):
+        self.fail_on = set(fail_on)
+        self.calls = []
+
+    def __call__(self, done, total):
+        self.calls.append(done)
+        if len(self.calls) in self.fail_on:
+            raise RuntimeError('progress failed')
+
+
+@pytest.mark.parametrize('first_size', [500, 200000, -1])
+def test_progress_raise_keeps_bytes(first_size, http_server):
+    size = 300000
+    progress = FailingProgress(fail_on={1})
+    with _mwcomms.Client() as client:
+        stream = client.stream('GET', http_server.url(f'/large?size={size}'),
+                               progress=progress)
+        with pytest.raises(RuntimeError):
+            stream.read(first_size)
+        assert stream.bytes_read == 0
+        assert not stream.closed
+        data = stream.read()
+    assert data == large_body(size)
+    assert stream.bytes_read == size
+    # The failed read reported its bytes; the next read reports them again.
+    first_length = size if first_size < 0 else first_size
+    assert progress.calls == [first_length, size]
+
+
+def test_progress_raise_mid_body(http_server):
+    size = 300000
+    progress = FailingProgress(fail_on={2})
+    with _mwcomms.Client() as client:
+        stream = client.stream('GET', http_server.url(f'/large?size={size}'),
+                               progress=progress)
+        head = stream.read(1000)
+        with pytest.raises(RuntimeError):
+            stream.read(150000)
+        assert stream.bytes_read == 1000
+        rest = b''.join(stream.iter_chunks(65536))
+    assert head + rest == large_body(size)
+    assert stream.bytes_read == size
