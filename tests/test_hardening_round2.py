@@ -742,17 +742,33 @@ def test_multipart_file_read_at_send(tmp_path, counting_server):
     assert b'\r\n\r\nnew content\r\n--' in body
 
 
+def open_descriptors(path) -> int:
+    """Return how many of this process's descriptors are open on path."""
+    count = 0
+    for name in os.listdir('/proc/self/fd'):
+        try:
+            target = os.readlink(f'/proc/self/fd/{name}')
+        except OSError:
+            continue  # closed meanwhile, or the listing's own descriptor
+        if target == str(path):
+            count += 1
+    return count
+
+
 def test_multipart_file_closed_after(tmp_path, counting_server):
     path = tmp_path / 'fd.bin'
     multipart = make_file_multipart(path)
-    descriptors = len(os.listdir('/proc/self/fd'))
     with _mwcomms.Client() as client:
         for _ in range(5):
             client.request('POST', counting_server.url('/'), body=multipart)
         results = client.request_many(
             [('POST', counting_server.url('/'), None, multipart)] * 3)
+        stream = client.stream('POST', counting_server.url('/'),
+                               body=multipart)
+        stream.read()
+        stream.close()
     assert [result.status for result in results] == [200, 200, 200]
-    assert len(os.listdir('/proc/self/fd')) == descriptors
+    assert open_descriptors(path) == 0
 
 
 @pytest.mark.parametrize('stored, filename, expected', [
