@@ -118,9 +118,9 @@ class Transport:
         and sends the request once more, unless
         ``pywikibot_ext.options.correct_clock_skew`` is False.  This also
         changes an ``_mwcomms.OAuth1`` passed as *auth*.  Only MediaWiki's
-        exact error objects count (see :func:`rejected_timestamp`), the
-        offset must stay within MAX_CLOCK_CORRECTION_S, and the body must
-        be rewindable; otherwise the reply is returned as it is.  Streamed
+        exact error objects count (see :func:`rejected_timestamp`).  The
+        offset must stay within MAX_CLOCK_CORRECTION_S and the body must
+        be rewindable, or else the reply is returned as it is.  Streamed
         responses are not checked for it.
 
         *progress* (not a requests argument) is called as
@@ -293,7 +293,7 @@ class Transport:
         offset = clock_offset(server_time)
         if abs(offset) > MAX_CLOCK_CORRECTION_S:
             _log.warning(
-                'OAuth: %s rejected the request timestamp (%s); the wiki\'s '
+                'OAuth: %s rejected the request timestamp (%s). The wiki\'s '
                 'clock is %+d s from this computer\'s, more than the %d s '
                 'that mwcomms corrects, so the request is not sent again. '
                 "Check this computer's clock and the wiki's address.",
@@ -303,7 +303,7 @@ class Transport:
             _rewind_body(body, body_position)
         except rexc.UnrewindableBodyError:
             _log.warning(
-                'OAuth: %s rejected the request timestamp (%s); the '
+                'OAuth: %s rejected the request timestamp (%s). The '
                 'request body cannot be rewound, so the request is not sent '
                 "again. Synchronise this computer's clock (NTP).",
                 host, reason)
