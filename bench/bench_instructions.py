@@ -1,0 +1,181 @@
+"""Instructions per request, counted by callgrind: stable on a busy machine.
+
+CPU-time benchmarks on a shared machine move by a factor of two between
+runs.  valgrind's callgrind counts the instructions a process executes
+in user space, which does not depend on the load (kernel time for
+system calls is not counted, so the figures leave out the socket work
+that every client does alike).
+
+For each client it runs the same loop twice, with N1 and N2 requests to
+a local nginx, and reports (count(N2) - count(N1)) / (N2 - N1): the cost
+of one request without start-up.  Side by side:
+
+- raw libcurl (bench/curl_loop.c, with Accept-Encoding as _mwcomms sends
+  it by default; the OAuth row sends a fixed header, no signing),
+- ``_mwcomms.Client.request``,
+- pywikibot ``fetch`` through mwcomms,
+- stock pywikibot ``fetch`` (requests + requests_oauthlib).
+
+Usage (takes a few minutes; needs valgrind)::
+
+    python bench/bench_instructions.py [--small N1] [--large N2]
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+sys.path.insert(0, str(HERE))
+
+from _nginx import Nginx  # noqa: E402
+from bench_http import CONSUMER, FORM_BODY, build_curl_loop  # noqa: E402
+
+FORM = 'application/x-www-form-urlencoded'
+
+# Run inside valgrind: one client, one kind of request, COUNT times.
+LOOP = '''
+import os, sys
+kind, client, count, url = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4]
+consumer = tuple(sys.argv[5].split(','))
+body = sys.argv[6]
+form = {"Content-Type": "%(form)s"}
+if client == "_mwcomms":
+    import _mwcomms
+    c = _mwcomms.Client(cookies=False)
+    signer = _mwcomms.OAuth1(*consumer) if kind == "OAuth POST" else None
+    pairs = list(form.items())
+    if kind == "GET":
+        call = lambda: c.request("GET", url)
+    else:
+        call = lambda: c.request("POST", url, pairs, body, auth=signer)
+else:
+    import pywikibot
+    from pywikibot import config
+    from pywikibot.comms import http
+    if client == "fetch-mwcomms":
+        from pywikibot_ext import _pywikibot
+        fetch = _pywikibot.fetch
+    else:
+        fetch = http.fetch
+    if kind == "OAuth POST":
+        config.authenticate[url.split("/")[2]] = consumer
+    if kind == "GET":
+        call = lambda: fetch(url)
+    else:
+        call = lambda: fetch(url, method="POST", headers=dict(form), data=body)
+for _ in range(count):
+    call()
+''' % {'form': FORM}
+
+
+def collected(command: list[str], env: dict) -> int:
+    """Run command under callgrind; return its instruction count."""
+    with tempfile.TemporaryDirectory() as tmp:
+        result = subprocess.run(
+            ['valgrind', '--tool=callgrind',
+             f'--callgrind-out-file={tmp}/callgrind.out', *command],
+            capture_output=True, text=True, env=env, check=False)
+    match = re.search(r'Collected : (\d+)', result.stderr)
+    if result.returncode != 0 or match is None:
+        sys.exit(f'{command[:3]} failed under valgrind:\n'
+                 f'{result.stderr[-2000:]}')
+    return int(match.group(1))
+
+
+def per_request(make_command, small: int, large: int, env: dict) -> float:
+    low = collected(make_command(small), env)
+    high = collected(make_command(large), env)
+    return (high - low) / (large - small)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+    parser.add_argument('--small', type=int, default=50,
+                        help='requests in the first run (default 50)')
+    parser.add_argument('--large', type=int, default=250,
+                        help='requests in the second run (default 250)')
+    args = parser.parse_args()
+    if shutil.which('valgrind') is None:
+        sys.exit('valgrind is not installed: apt-get install valgrind')
+
+    with tempfile.TemporaryDirectory(prefix='mwcomms-bench-') as tmpdir:
+        tmp = Path(tmpdir)
+        (tmp / 'pwb').mkdir()
+        (tmp / 'pwb' / 'user-config.py').write_text(
+            "family = 'wikipedia'\nmylang = 'en'\n")
+        env = dict(os.environ, PYWIKIBOT_DIR=str(tmp / 'pwb'),
+                   PYTHONPATH=str(ROOT))
+        server = Nginx(tmp / 'nginx')
+        try:
+            results = measure_all(server, tmp, env, args)
+        finally:
+            server.stop()
+    report(results, args)
+
+
+def measure_all(server, tmp: Path, env: dict, args) -> dict:
+    get_url = f'{server.base}/w/api.php?action=query&meta=siteinfo'
+    post_url = f'{server.base}/w/api.php'
+    urls = {'GET': get_url, 'POST': post_url, 'OAuth POST': post_url}
+    results = {}
+    exe = build_curl_loop(tmp)
+    if exe is not None:
+        import _mwcomms
+        signer = _mwcomms.OAuth1(*CONSUMER)
+        header = 'Authorization: ' + signer.sign(
+            'POST', post_url, {'Content-Type': FORM}, FORM_BODY)
+        extra = {'GET': [], 'POST': [FORM_BODY],
+                 'OAuth POST': [FORM_BODY, header]}
+        results['raw libcurl, Accept-Encoding'] = {
+            kind: per_request(
+                lambda n, kind=kind: [str(exe), '-e', urls[kind], str(n),
+                                      *extra[kind]],
+                args.small, args.large, env)
+            for kind in urls}
+    for client in ('_mwcomms', 'fetch-mwcomms', 'fetch-stock'):
+        results[client] = {}
+        for kind in urls:
+            results[client][kind] = per_request(
+                lambda n, kind=kind, client=client: [
+                    sys.executable, '-c', LOOP, kind, client, str(n),
+                    urls[kind], ','.join(CONSUMER), FORM_BODY],
+                args.small, args.large, env)
+            print(f'{client:14} {kind:11} '
+                  f'{results[client][kind]:12,.0f} instructions',
+                  flush=True)
+    return results
+
+
+def report(results: dict, args) -> None:
+    kinds = ('GET', 'POST', 'OAuth POST')
+    print()
+    print('callgrind instructions per request (user space), from runs of '
+          f'{args.small} and {args.large} requests')
+    print(f'{"":30}' + ''.join(f'{kind:>14}' for kind in kinds))
+    for name, rows in results.items():
+        print(f'{name:30}' + ''.join(f'{rows[k]:14,.0f}' for k in kinds))
+    stock = results['fetch-stock']
+    print()
+    print('fetch-stock / each (higher = fewer instructions than stock)')
+    for name, rows in results.items():
+        print(f'{name:30}' + ''.join(f'{stock[k] / rows[k]:13.1f}x'
+                                     for k in kinds))
+    raw = results.get('raw libcurl, Accept-Encoding')
+    if raw:
+        print()
+        print('each / raw libcurl with Accept-Encoding')
+        for name, rows in results.items():
+            print(f'{name:30}' + ''.join(f'{rows[k] / raw[k]:13.2f}x'
+                                         for k in kinds))
+
+
+if __name__ == '__main__':
+    main()
