@@ -52,6 +52,7 @@ typedef struct {
     PyObject *safe_url;          /* str: url without user:password@ */
     struct curl_slist *headers;  /* caller headers plus our overrides */
     PyObject *content_type;      /* bytes: the caller's Content-Type, or NULL */
+    int form_type_by_libcurl;    /* 1: libcurl writes that Content-Type */
     int has_expect;
     int has_authorization;
     PyObject *body_owner;        /* object the body buffer came from */

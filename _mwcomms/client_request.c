@@ -697,6 +697,26 @@ parse_content_length(mw_request *request, PyObject *name, PyObject *value)
     return 0;
 }
 
+#define FORM_CONTENT_TYPE "application/x-www-form-urlencoded"
+
+/* Return 1 when libcurl would write this Content-Type header itself, byte
+ * for byte: a str or bytes body goes out through CURLOPT_POSTFIELDS, for
+ * which libcurl 7.88 adds "Content-Type: " FORM_CONTENT_TYPE unless the
+ * header list has a Content-Type.  Leaving the header to libcurl saves
+ * the formatting of a custom header line (about 5,000 instructions per
+ * request, callgrind), and only moves it after the caller's headers. */
+static int
+is_libcurl_form_type(const mw_request *request, const char *name,
+                     PyObject *value)
+{
+    return request->body_kind == MW_BODY_BUFFER
+           && strcmp(request->method, "HEAD") != 0
+           && strcmp(name, "Content-Type") == 0
+           && PyBytes_GET_SIZE(value) == sizeof(FORM_CONTENT_TYPE) - 1
+           && memcmp(PyBytes_AS_STRING(value), FORM_CONTENT_TYPE,
+                     sizeof(FORM_CONTENT_TYPE) - 1) == 0;
+}
+
 /* Check one (name, value) pair and add it.  Messages name the header,
  * never its value, because values such as Cookie may be secret. */
 static int
@@ -773,12 +793,27 @@ add_header(mw_request *request, PyObject *name, PyObject *value,
         mw_raise_unencodable(name, NULL);
         return -1;
     }
-    if (name_equals(name, "content-type") && request->content_type == NULL) {
-        request->content_type = Py_NewRef(encoded);
-    }
     name_bytes = PyUnicode_AsUTF8AndSize(name, &name_length);
     if (name_bytes == NULL) {
         goto done;
+    }
+    if (name_equals(name, "content-type")) {
+        if (request->form_type_by_libcurl) {
+            /* A second Content-Type: send the first one as well. */
+            request->form_type_by_libcurl = 0;
+            if (append_literal(&request->headers,
+                               "Content-Type: " FORM_CONTENT_TYPE) < 0) {
+                goto done;
+            }
+        }
+        if (request->content_type == NULL) {
+            request->content_type = Py_NewRef(encoded);
+            if (is_libcurl_form_type(request, name_bytes, encoded)) {
+                request->form_type_by_libcurl = 1;
+                result = 0;
+                goto done;
+            }
+        }
     }
     result = append_header(&request->headers, name_bytes, name_length,
                            PyBytes_AS_STRING(encoded),
@@ -826,6 +861,10 @@ static int
 check_head_size(mw_request *request)
 {
     size_t size = strlen(request->url_utf8);
+
+    if (request->form_type_by_libcurl) {
+        size += sizeof("Content-Type: " FORM_CONTENT_TYPE) + 1;
+    }
 
     for (struct curl_slist *item = request->headers; item != NULL;
          item = item->next) {
