@@ -823,6 +823,10 @@ Client_request(ClientObject *self, PyObject *const *args, Py_ssize_t nargs,
         goto done;
     }
     transfer.check_signals = PyThread_get_thread_ident() == main_thread_ident;
+    /* The first check comes one interval after the start, like every
+     * later one, so that a short transfer takes the GIL back only when
+     * it ends. */
+    transfer.last_signal_check_ms = transfer.last_activity_ms;
     if (mw_request_authorize(&request) < 0) {
         goto done;
     }
