@@ -34,6 +34,8 @@ _Static_assert(sizeof(curl_off_t) == 8, "curl_off_t must be 64 bits");
 
 /* Interval between signal checks on the main thread (milliseconds). */
 #define SIGNAL_CHECK_INTERVAL_MS 100
+/* The smallest EXPECT_100_THRESHOLD of libcurl versions. */
+#define EXPECT_CHECK_BYTES 1024
 
 /* CURLOPT_BUFFERSIZE, see set_fixed_options. */
 #define RECEIVE_BUFFER_BYTES (128L * 1024)
@@ -965,7 +967,8 @@ parse_headers(mw_request *request, PyObject *headers, PyObject *auth)
             && append_literal(&request->headers, "Content-Type:") < 0) {
         goto done;
     }
-    if (!request->has_expect
+    /* parse_body adds the entry for a str or bytes body that needs it. */
+    if (!request->has_expect && request->body_kind != MW_BODY_BUFFER
             && append_literal(&request->headers, "Expect:") < 0) {
         goto done;
     }
@@ -1131,6 +1134,14 @@ parse_body(mw_request *request, PyObject *body)
     request->has_body = 1;
     if (strcmp(request->method, "HEAD") == 0) {
         PyErr_SetString(PyExc_ValueError, "a HEAD request cannot have a body");
+        return -1;
+    }
+    /* libcurl adds "Expect: 100-continue" only to a CURLOPT_POSTFIELDS
+     * body over EXPECT_100_THRESHOLD (lib/http.c: 1 MiB in 7.88, 1024
+     * bytes in older versions), so a smaller body needs no "Expect:"
+     * entry to suppress it. */
+    if (!request->has_expect && request->body.len > EXPECT_CHECK_BYTES
+            && append_literal(&request->headers, "Expect:") < 0) {
         return -1;
     }
     return 0;
