@@ -701,6 +701,39 @@ static const char *const request_keywords[REQUEST_PARAMETERS] = {
     "accept_encoding", "proxy", "noproxy"
 };
 
+/* Interned copies of request_keywords, made on the first call and kept
+ * for the life of the process.  Keyword names in a call are interned
+ * str objects too, so most match by identity. */
+static PyObject *request_keyword_names[REQUEST_PARAMETERS];
+
+static int
+find_request_keyword(PyObject *name)
+{
+    if (request_keyword_names[REQUEST_PARAMETERS - 1] == NULL) {
+        for (int index = 0; index < REQUEST_PARAMETERS; index++) {
+            PyObject *interned =
+                PyUnicode_InternFromString(request_keywords[index]);
+
+            if (interned == NULL) {
+                return -1;
+            }
+            Py_XSETREF(request_keyword_names[index], interned);
+        }
+    }
+    for (int index = 0; index < REQUEST_PARAMETERS; index++) {
+        if (name == request_keyword_names[index]) {
+            return index;
+        }
+    }
+    for (int index = 0; index < REQUEST_PARAMETERS; index++) {
+        if (PyUnicode_CompareWithASCIIString(name, request_keywords[index])
+                == 0) {
+            return index;
+        }
+    }
+    return REQUEST_PARAMETERS;
+}
+
 /* Sort the vectorcall arguments of request() into values, indexed by
  * REQUEST_*, leaving the defaults already there for the missing ones.
  * PyArg_ParseTupleAndKeywords builds a str for every keyword name and
@@ -726,12 +759,10 @@ parse_request_arguments(PyObject *const *args, Py_ssize_t nargs,
     }
     for (Py_ssize_t i = 0; i < keyword_count; i++) {
         PyObject *name = PyTuple_GET_ITEM(kwnames, i);
-        int index = 0;
+        int index = find_request_keyword(name);
 
-        while (index < REQUEST_PARAMETERS
-               && PyUnicode_CompareWithASCIIString(
-                      name, request_keywords[index]) != 0) {
-            index++;
+        if (index < 0) {
+            return -1;
         }
         if (index == REQUEST_PARAMETERS) {
             PyErr_Format(PyExc_TypeError,
