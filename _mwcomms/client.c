@@ -686,8 +686,8 @@ PyDoc_STRVAR(Client_request_doc,
 "without the proxy (CURLOPT_NOPROXY; '*' for all).  The credentials in\n"
 "a proxy URL never appear in exception messages.");
 
-/* The parameters of request(), in the order of its signature: the first
- * REQUEST_POSITIONAL may be positional, the rest are keyword-only. */
+/* The parameters of request(), in the order of its signature.  The first
+ * REQUEST_POSITIONAL may be positional and the rest are keyword-only. */
 enum {
     REQUEST_METHOD, REQUEST_URL, REQUEST_HEADERS, REQUEST_BODY,
     REQUEST_TIMEOUT, REQUEST_VERIFY, REQUEST_AUTH, REQUEST_ACCEPT_ENCODING,
