@@ -1,6 +1,8 @@
 """Tests of HTTP/2 negotiation and multiplexing against a local nginx."""
 from __future__ import annotations
 
+import time
+
 import pytest
 
 import _mwcomms
@@ -53,8 +55,15 @@ def test_h2_many_one_connection(client, nginx, certificates):
     assert sum(r.new_connections for r in results) == 1
     connections = {r.body.split()[-1].decode() for r in results}
     assert len(connections) == 1
-    logged = [entry for entry in nginx.access_log()
-              if entry[2].startswith('/text?n=')]
+    # nginx logs a request after it sent the response, so the last entry
+    # can lag behind the client; wait for it, a bounded time.
+    deadline = time.monotonic() + 10
+    while True:
+        logged = [entry for entry in nginx.access_log()
+                  if entry[2].startswith('/text?n=')]
+        if len(logged) >= count or time.monotonic() > deadline:
+            break
+        time.sleep(0.05)
     assert len(logged) == count
     assert {entry[0] for entry in logged} == connections
     assert {entry[1] for entry in logged} == {'HTTP/2.0'}
