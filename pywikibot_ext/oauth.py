@@ -24,12 +24,15 @@ from urllib.parse import parse_qs, urlencode, urlsplit
 
 import _mwcomms
 
-from pywikibot_ext._oauth_text import clock_offset, server_time_from_date
+from pywikibot_ext._oauth_text import (
+    MAX_CLOCK_CORRECTION_S,
+    clock_offset,
+    rejected_timestamp,
+)
 from pywikibot_ext.errors import (
     IdentifyError,
     InvalidVerifierError,
     OAuthError,
-    TimestampError,
     error_from_index_php,
 )
 
@@ -265,13 +268,15 @@ class Handshaker:
                 raise OAuthError(
                     f'{title} returned HTTP {result.status} '
                     f'{result.reason}', where=self.index_url)
-            if attempt == 1 and b'Expired timestamp' in body:
-                error = error_from_index_php(body, where=self.index_url)
-                if isinstance(error, TimestampError):
-                    server_time = error.server_timestamp or \
-                        server_time_from_date(result.get_header('Date'))
-                    if server_time is not None:
-                        self.clock_offset = clock_offset(server_time)
+            if attempt == 1:
+                # Only MediaWiki's exact timestamp rejection counts, as in
+                # the transport: never text that merely quotes it.
+                rejection = rejected_timestamp(
+                    body, result.get_header('MediaWiki-API-Error'))
+                if rejection is not None:
+                    offset = clock_offset(rejection[2])
+                    if abs(offset) <= MAX_CLOCK_CORRECTION_S:
+                        self.clock_offset = offset
                         continue
             break
         return body, nonce

@@ -403,3 +403,23 @@ def test_identify_corrects_clock(pwb, identify_server):
     first, second = identify_server.requests
     assert first['oauth_nonce'] != second['oauth_nonce']
     assert abs(int(second['oauth_timestamp']) - server_time) <= 5
+
+
+@pytest.mark.parametrize('body', [
+    '<html><body><p>Expired timestamp, yours 1, ours 2000000000</p>'
+    '</body></html>',
+    'Error: An error occurred in the OAuth protocol: Expired timestamp, '
+    'yours 1, ours 2000000000',
+    json.dumps({'error': 'mwoauth-oauth-exception',
+                'message': 'An error occurred in the OAuth protocol: '
+                           'Expired timestamp, yours 1, ours 2000000000',
+                'extra': 'page text'}),
+])
+def test_identify_lookalike_not_resent(pwb, identify_server, body):
+    """Only MediaWiki's exact timestamp rejection makes identify resend."""
+    from pywikibot_ext import errors
+
+    identify_server.reply = lambda params: (body.encode(), 'text/html')
+    with pytest.raises(errors.OAuthError):
+        _identify(pwb, identify_server)
+    assert len(identify_server.requests) == 1
