@@ -26,25 +26,9 @@ from oauthlib.oauth1.rfc5849 import signature as oauthlib_signature
 from oauthlib.oauth1.rfc5849 import utils as oauthlib_utils
 
 import _mwcomms
+from rsa_test_key import RSA_TEST_KEY
 
 FORM = {'Content-Type': 'application/x-www-form-urlencoded'}
-
-RSA_TEST_KEY = """-----BEGIN RSA PRIVATE KEY-----
-MIICXgIBAAKBgQDk1/bxyS8Q8jiheHeYYp/4rEKJopeQRRKKpZI4s5i+UPwVpupG
-AlwXWfzXwSMaKPAoKJNdu7tqKRniqst5uoHXw98gj0x7zamu0Ck1LtQ4c7pFMVah
-5IYGhBi2E9ycNS329W27nJPWNCbESTu7snVlG8V8mfvGGg3xNjTMO7IdrwIDAQAB
-AoGBAOQ2KuH8S5+OrsL4K+wfjoCi6MfxCUyqVU9GxocdM1m30WyWRFMEz2nKJ8fR
-p3vTD4w8yplTOhcoXdQZl0kRoaDzrcYkm2VvJtQRrX7dKFT8dR8D/Tr7dNQLOXfC
-DY6xveQczE7qt7Vk7lp4FqmxBsaaEuokt78pOOjywZoInjZhAkEA9wz3zoZNT0/i
-rf6qv2qTIeieUB035N3dyw6f1BGSWYaXSuerDCD/J1qZbAPKKhyHZbVawFt3UMhe
-542UftBaxQJBAO0iJy1I8GQjGnS7B3yvyH3CcLYGy296+XO/2xKp/d/ty1OIeovx
-C60pLNwuFNF3z9d2GVQAdoQ89hUkOtjZLeMCQQD0JO6oPHUeUjYT+T7ImAv7UKVT
-Suy30sKjLzqoGw1kR+wv7C5PeDRvscs4wa4CW9s6mjSrMDkDrmCLuJDtmf55AkEA
-kmaMg2PNrjUR51F0zOEFycaaqXbGcFwe1/xx9zLmHzMDXd4bsnwt9kk+fe0hQzVS
-JzatanQit3+feev1PN3QewJAWv4RZeavEUhKv+kLe95Yd0su7lTLVduVgh4v5yLT
-Ga6FHdjGPcfajt+nrpB1n8UQBEH9ZxniokR/IPvdMlxqXA==
------END RSA PRIVATE KEY-----
-"""
 
 
 def hmac_sha1(base_string, consumer_secret, token_secret=''):
@@ -317,7 +301,7 @@ RSA_SIGNATURE = (
     'jtGWsZicA13eLWoJbZC1q6SYLKfA4Wg0wYbnHTTS/p+CLFaLmgJRP+QqGygiIVRxwTA+'
     'MBNsFTEck8B//32zJeoPE7ndqhUnVdBOatlRrcgNUpZ/lqLuxA+uCr720wkXNLe5Z16W'
     'T+aHBeFeW7e5Uacbqx4FIngT6KizDgFT3kU=')
-# oauthlib's test suite signed this base string with the key above using
+# oauthlib's test suite signed this base string with RSA_TEST_KEY using
 # `openssl dgst -sign`, and published the result.
 OAUTHLIB_RSA_BASE = (
     'POST&http%253A%2F%2Fexample.com%2Frequest%253Fb5%253D%25253D%2525253D'
