@@ -22,7 +22,7 @@ MIN_LIBCURL = '7.74.0'
 
 
 class BuildConfigError(SystemExit):
-    """Stop the build with a message that says what to install."""
+    """Stop the build with a message that names what to install."""
 
     def __init__(self, message):
         super().__init__('mwcomms build error: ' + message)

@@ -137,8 +137,8 @@ create_share(ClientObject *self)
  *
  * Nothing is cleaned up through libcurl.  curl_easy_cleanup would close
  * each TLS connection with a close_notify alert, written to the socket
- * that the parent still reads from, and the share handle and the locks
- * may have been in use by a thread that does not exist in the child.  So
+ * that the parent still reads from.  The share handle and the locks may
+ * have been in use by a thread that does not exist in the child.  So
  * the old handles and share handle are leaked: their memory, and the
  * child's copies of the connection sockets, which stay open until the
  * child exits but are never read or written.  The locks are initialized
@@ -394,9 +394,9 @@ mw_client_release(PyObject *client, CURL *easy, int reusable)
 
 /*
  * Return the client's multi handle for one request_many batch, creating
- * it on first use, with *kept set; or, while another thread's batch runs
- * on it, a new multi handle with *kept cleared, which the caller's batch
- * uses alone.  Return NULL with an exception set on failure.
+ * it on first use, and set *kept.  While another thread's batch runs on
+ * it, return a new multi handle for the caller's batch alone and clear
+ * *kept.  Return NULL with an exception set on failure.
  *
  * Connections stay per thread as the rest of the client requires: a
  * multi handle's connection cache is private to that multi handle (no
@@ -737,9 +737,9 @@ find_request_keyword(PyObject *name)
 /* Sort the vectorcall arguments of request() into values, indexed by
  * REQUEST_*, leaving the defaults already there for the missing ones.
  * PyArg_ParseTupleAndKeywords builds a str for every keyword name and
- * looks each one up in a dict, which cost about 3,000 instructions per
- * call with one keyword argument (callgrind); this compares the few
- * names given instead.  Return 0, or -1 with an exception set. */
+ * looks each one up in a dict: about 3,000 instructions per call with one
+ * keyword argument (callgrind).  This compares the few names given
+ * instead.  Return 0, or -1 with an exception set. */
 static int
 parse_request_arguments(PyObject *const *args, Py_ssize_t nargs,
                         PyObject *kwnames, PyObject **values)

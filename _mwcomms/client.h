@@ -39,7 +39,7 @@ enum {
 /* Proxy choices of one request. */
 enum {
     MW_PROXY_DEFAULT,    /* libcurl reads the *_proxy environment */
-    MW_PROXY_NONE,       /* no proxy, whatever the environment says */
+    MW_PROXY_NONE,       /* no proxy, whatever the environment sets */
     MW_PROXY_URL         /* the proxy URL given */
 };
 

@@ -18,7 +18,7 @@
 #include <string.h>
 #include <time.h>
 
-/* Longest wait in curl_multi_poll (milliseconds), and so the interval
+/* Maximum wait in curl_multi_poll (milliseconds), and so the interval
  * of the signal checks on the main thread. */
 #define POLL_INTERVAL_MS 100
 

@@ -23,7 +23,7 @@
 /* Size of each read() call on a file-like upload body. */
 #define UPLOAD_READ_BYTES 65536
 
-/* Longest wait in curl_multi_poll, so that signals are checked about
+/* Maximum wait in curl_multi_poll, so that signals are checked about
  * ten times a second (milliseconds). */
 #define POLL_INTERVAL_MS 100
 

@@ -44,7 +44,7 @@ class Options:
     :ivar max_read_concurrency: how many read requests the opt-in parallel
         helpers of :mod:`pywikibot_ext.parallel` send at once to one host;
         1 (the default) keeps them serial, as Wikimedia's API etiquette
-        asks unless a wiki allows more.  Writes are always serial.
+        calls for unless a wiki allows more.  Writes are always serial.
     """
 
     # A plain class instead of a dataclass: importing dataclasses costs

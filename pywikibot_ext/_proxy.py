@@ -8,7 +8,7 @@ for a direct connection, so that libcurl never reads the environment on
 its own (its rules differ: it ignores ``HTTP_PROXY`` in upper case).
 
 No message here or in ``_mwcomms`` quotes a proxy URL that cannot be
-parsed, because its password cannot be told apart from the rest.
+parsed, because its password cannot be separated from the rest.
 """
 from __future__ import annotations
 

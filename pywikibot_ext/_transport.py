@@ -537,7 +537,7 @@ def to_requests_exception(exc: _mwcomms.Error,
 
     pywikibot's error_handling_callback branches on the class and, for
     ConnectionError, on urllib3's wording of name-resolution and
-    connection failures; the messages below keep those words so that an
+    connection failures.  The messages below keep those words, so that an
     unknown host stays fatal and a refused connection is retried, as with
     requests.
     """

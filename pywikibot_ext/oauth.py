@@ -242,7 +242,7 @@ class Handshaker:
 
         A reply that rejects the timestamp is corrected once: the offset
         the wiki reported goes to :attr:`clock_offset` and the request is
-        signed again with a new nonce (the wiki burns every nonce it sees)
+        signed again with a new nonce (the wiki uses up every nonce it receives)
         and sent once more.  The handshake steps change nothing on the
         wiki when they are rejected, so the resend is safe.
         """
@@ -346,7 +346,7 @@ class Handshaker:
         if isinstance(subject, bool) or not isinstance(subject, (int, str)):
             fail(f'the subject (sub) is {subject!r}, expected the user id')
 
-        # The wiki's clock, as far as a timestamp rejection has told it.
+        # The wiki's clock, as far as a timestamp rejection has reported it.
         now = time.time() + self.clock_offset
         issued_at = _number_claim(claims, 'iat', fail)
         expires = _number_claim(claims, 'exp', fail)

@@ -1,6 +1,6 @@
 """Opt-in parallel reads for bots that wait on many independent queries.
 
-Wikimedia's API etiquette asks for serial requests unless a wiki allows
+Wikimedia's API etiquette calls for serial requests unless a wiki allows
 more, so everything here stays serial until
 ``pywikibot_ext.options.max_read_concurrency`` is raised, and that limit
 applies per host across all callers.  Only read requests run in

@@ -274,7 +274,7 @@ usernames['oauthwiki']['en'] = {bot!r}
 authenticate[{domain!r}] = ({ck!r}, {cs!r}, {ak!r}, {asec!r})
 '''
 
-# The line README.rst tells operators to add.  pywikibot_ext must be
+# The line that README.rst instructs operators to add.  pywikibot_ext must be
 # importable: installed with pip, or the repository root on PYTHONPATH.
 MWCOMMS_LINE = 'import pywikibot_ext as _mwcomms_ext; _mwcomms_ext.install()'
 _USER_CONFIG_MWCOMMS = '''

@@ -385,7 +385,7 @@ up() {
     # Concurrent `up` calls (parallel test sessions) run one after another.
     # The servers are started with fd 9 closed so they do not keep the lock.
     exec 9>"$RW_DIR/.lock"
-    flock -w 120 9 || die "another 'wiki.sh up' holds $RW_DIR/.lock for over 120 s"
+    flock -w 120 9 || die "timed out after 120 s waiting for $RW_DIR/.lock, held by another 'wiki.sh up'; retry when it finishes"
     install_packages
     install_wiki
     ln -sfn "$MW" "$RW_DIR/htdocs/w"   # URLs /w/api.php, /w/index.php

@@ -11,7 +11,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 
-# A pkg-config stand-in that knows only the modules listed in $KNOWN.
+# A pkg-config stand-in that finds only the modules listed in $KNOWN.
 FAKE_PKG_CONFIG = """#!/bin/sh
 for arg in "$@"; do last=$arg; done
 case "$1" in

@@ -4,7 +4,7 @@ A body whose Content-Length is at least 64 KiB is written straight into
 the bytes object of Response.body.  Smaller ones, bodies without a length
 and bodies that outgrow their Content-Length (a decoded gzip body) go
 through a byte buffer.  The server here sends exactly the bytes that a
-test asks for, including a Content-Length that the body does not reach.
+test requests, including a Content-Length that the body does not reach.
 """
 from __future__ import annotations
 

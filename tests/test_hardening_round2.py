@@ -661,12 +661,12 @@ def test_raw_read_zero_keeps_stream(http_server):
 
 @pytest.fixture
 def counting_server():
-    """A RawServer that answers 200 and counts the connections made."""
+    """A RawServer that replies 200 and counts the connections made."""
     def handler(server, connection, index):
         head, body, _ = read_raw_request(connection)
         if head is not None:
             server.record((head, body))
-            # The handler closes the connection, so the reply says so.
+            # The handler closes the connection, so the reply announces it.
             raw_reply(connection, extra=b'Connection: close\r\n')
 
     server = RawServer(handler)

@@ -1097,7 +1097,7 @@ def test_headers_dict_non_str_name_rejected():
 # ---- the C entry point used by _mwcomms.Client ----------------------------
 
 class VerifyingHandler(http.server.BaseHTTPRequestHandler):
-    """Answer 200 when oauthlib's endpoint accepts the request, else 401."""
+    """Reply 200 when oauthlib's endpoint accepts the request, else 401."""
 
     def do_any(self):
         length = int(self.headers.get('Content-Length') or 0)

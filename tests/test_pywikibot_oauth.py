@@ -59,7 +59,7 @@ def test_oauth_login_logout_userinfo(pwb, oauth_target, no_stock_transport):
         assert 'bot' in userinfo['groups']
     assert _transport().client.stats['requests'] > requests_before
 
-    # MediaWiki refuses to end an OAuth session: the API answers
+    # MediaWiki rejects ending an OAuth session: the API returns
     # cannotlogout, pywikibot raises APIError and stays logged in.
     with pytest.raises(APIError) as excinfo:
         site.logout()
