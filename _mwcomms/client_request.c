@@ -2055,7 +2055,7 @@ set_fixed_options(CURL *easy)
     /* libcurl 7.88 receives into a buffer of this size (16 KiB by
      * default) and calls write_callback once per read.  128 KiB cut the
      * client CPU of a 1 MiB GET from nginx on 127.0.0.1 by about a
-     * quarter (perf stat, bench/curl_loop.c -k -b) for 112 KiB more
+     * quarter (perf stat, benchmarks/curl_loop.c -k -b) for 112 KiB more
      * per easy handle. */
     SETOPT(CURLOPT_BUFFERSIZE, RECEIVE_BUFFER_BYTES);
     SETOPT(CURLOPT_WRITEFUNCTION, write_callback);

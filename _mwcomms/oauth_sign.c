@@ -396,7 +396,7 @@ oauth_raise_openssl(PyObject *exc, const char *message)
 
 /* With OpenSSL 3.0.x, one RAND_bytes() call costs about the same for 16
  * bytes as for 1 KiB (0.7 us against 0.8 us on the 2-core x86-64 machine
- * that bench/bench_sign.py was run on), because most of it is per-call
+ * that benchmarks/bench_sign.py was run on), because most of it is per-call
  * DRBG work.  So each thread draws the random bytes of 64 nonces at once
  * and hands them out in order.  A forked child starts with a copy of the
  * pool, and would send the same nonces as its parent, so a fork() handler
@@ -1722,7 +1722,7 @@ done:
     return rc;
 }
 
-/* ---- the floor of a signature, for bench/bench_sign.py ---------------- */
+/* ---- the floor of a signature, for benchmarks/bench_sign.py ------------ */
 
 int
 oauth_time_floor(size_t data_len, size_t iterations, int pooled_nonce,

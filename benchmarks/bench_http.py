@@ -4,7 +4,7 @@ Runs, in one process and against one local nginx (a separate process, so
 its CPU is not counted), a small GET, a small form POST and an
 OAuth 1.0a-signed form POST over one kept-alive connection through:
 
-- raw libcurl (bench/curl_loop.c, compiled on the fly; its OAuth row
+- raw libcurl (benchmarks/curl_loop.c, compiled on the fly; its OAuth row
   sends a fixed, pre-computed Authorization header, so it does no
   signing), without and with CURLOPT_ACCEPT_ENCODING "": the second
   sends the same headers as ``_mwcomms.Client`` with its default
@@ -19,7 +19,7 @@ It prints the median client CPU time per request of several rounds
 (``time.process_time`` for Python, ``getrusage`` for the C loop) and the
 ratios.  Usage::
 
-    python bench/bench_http.py [--requests N] [--rounds R]
+    python benchmarks/bench_http.py [--requests N] [--rounds R]
 """
 from __future__ import annotations
 

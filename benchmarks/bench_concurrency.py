@@ -16,7 +16,7 @@ Against one local nginx (a separate process), in one run:
 
 Each figure is a median of several rounds.  Usage::
 
-    python bench/bench_concurrency.py [--quick]
+    python benchmarks/bench_concurrency.py [--quick]
 """
 from __future__ import annotations
 

@@ -10,7 +10,7 @@ For each client it runs the same loop twice, with N1 and N2 requests to
 a local nginx, and reports (count(N2) - count(N1)) / (N2 - N1): the cost
 of one request without start-up.  Side by side:
 
-- raw libcurl (bench/curl_loop.c, with Accept-Encoding as _mwcomms sends
+- raw libcurl (benchmarks/curl_loop.c, with Accept-Encoding as _mwcomms sends
   it by default; the OAuth row sends a fixed header, no signing),
 - ``_mwcomms.Client.request``,
 - pywikibot ``fetch`` through mwcomms,
@@ -18,7 +18,7 @@ of one request without start-up.  Side by side:
 
 Usage (takes a few minutes; needs valgrind)::
 
-    python bench/bench_instructions.py [--small N1] [--large N2]
+    python benchmarks/bench_instructions.py [--small N1] [--large N2]
 """
 from __future__ import annotations
 

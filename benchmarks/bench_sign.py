@@ -19,7 +19,7 @@ is printed for reference; it sets up the key on every call.
 
 Run from the repository root after building the extension in place:
 
-    python bench/bench_sign.py [--number N] [--repeat R]
+    python benchmarks/bench_sign.py [--number N] [--repeat R]
 
 Prints microseconds per signature (median of R repeats of N signatures)
 and the ratios.  This is a measurement, not a test: it has no thresholds.

@@ -4,7 +4,7 @@ Starts (or reuses) realwiki, creates the pages once, then loads them with
 ``pywikibot_ext.parallel.preload_pages`` at each concurrency and prints
 the wall time side by side.  Usage::
 
-    python bench/bench_preload.py [--pages N] [--groupsize G] [--rounds R]
+    python benchmarks/bench_preload.py [--pages N] [--groupsize G] [--rounds R]
 """
 from __future__ import annotations
 
