@@ -19,7 +19,9 @@ Example, in a bot::
 """
 from __future__ import annotations
 
+import itertools
 import threading
+from collections import deque
 from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
 
@@ -204,22 +206,51 @@ def submit_reads(site, requests) -> list:
     return _run_bounded(site, [request.submit for request in requests])
 
 
+def _batches(items, size: int):
+    """Yield lists of *size* items from *items*, consuming it lazily."""
+    iterator = iter(items)
+    while True:
+        batch = list(itertools.islice(iterator, size))
+        if not batch:
+            return
+        yield batch
+
+
 def preload_pages(site, pages, groupsize: int = 50, **kwargs):
     """Yield *pages* with their text, like ``site.preloadpages()``.
 
-    The pages are split into batches of *groupsize*; with
-    ``options.max_read_concurrency`` above 1, up to that many batches are
-    fetched at once.  Pages come back in batch order; within a batch, in
-    the order ``site.preloadpages()`` yields them.
+    With ``options.max_read_concurrency`` at its default of 1 this is
+    ``site.preloadpages()`` itself.  Above 1, the pages are read from
+    *pages* lazily in batches of *groupsize*, and up to that many batches
+    are fetched at once while earlier ones are being yielded: pages come
+    back in the order of *pages*' batches, and no more than a window of
+    batches is ever held, so an endless generator works.  An exception
+    from a batch is raised where that batch's pages would have come.
+    Closing the generator early cancels the batches not yet started.
     """
-    pages = list(pages)
-    batches = [pages[start:start + groupsize]
-               for start in range(0, len(pages), groupsize)]
-    calls = [lambda batch=batch: list(site.preloadpages(
-        batch, groupsize=groupsize, **kwargs)) for batch in batches]
-    if _limit() == 1:
-        for call in calls:
-            yield from call()
+    if groupsize < 1:
+        raise ValueError(f'groupsize must be at least 1, not {groupsize!r}')
+    limit = _limit()
+    if limit == 1:
+        yield from site.preloadpages(pages, groupsize=groupsize, **kwargs)
         return
-    for loaded in _run_bounded(site, calls):
-        yield from loaded
+    slots = host_slots(site.hostname())
+
+    def load(batch):
+        with slots:
+            return list(site.preloadpages(batch, groupsize=groupsize,
+                                          **kwargs))
+
+    pending: deque = deque()
+    pool = ThreadPoolExecutor(max_workers=limit)
+    try:
+        for batch in _batches(pages, groupsize):
+            pending.append(pool.submit(load, batch))
+            if len(pending) > limit:
+                yield from pending.popleft().result()
+        while pending:
+            yield from pending.popleft().result()
+    finally:
+        for future in pending:
+            future.cancel()
+        pool.shutdown(wait=True)

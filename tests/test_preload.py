@@ -40,10 +40,14 @@ class InFlight:
     """Count the transport's concurrent requests to the wiki."""
 
     def __init__(self, transport, monkeypatch):
-        self.lock = threading.Lock()
+        self.lock = threading.Condition()
         self.current = 0
         self.max = 0
         self.methods = []
+        # Seconds a request that starts alone waits for a second one, so
+        # that parallel requests are seen to overlap however fast the
+        # wiki answers; 0 for no waiting.
+        self.overlap_wait = 0
         original = transport.request
 
         def counting(method, url, **kwargs):
@@ -51,6 +55,10 @@ class InFlight:
                 self.current += 1
                 self.max = max(self.max, self.current)
                 self.methods.append((method, action_of(kwargs)))
+                self.lock.notify_all()
+                if self.overlap_wait:
+                    self.lock.wait_for(lambda: self.current > 1,
+                                       timeout=self.overlap_wait)
             try:
                 return original(method, url, **kwargs)
             finally:
@@ -92,6 +100,56 @@ def test_preload_parallel_bounded(pages, in_flight, monkeypatch):
         f'Preload text {number}' for number in range(PAGE_COUNT)]
     assert in_flight.max <= 3
     assert all(action != 'edit' for _, action in in_flight.methods)
+
+
+def test_preload_parallel_overlaps(pages, in_flight, monkeypatch):
+    from pywikibot_ext.parallel import preload_pages
+    site, page_list = pages
+    monkeypatch.setattr(pywikibot_ext.options, 'max_read_concurrency', 2)
+    in_flight.overlap_wait = 2
+    fresh = [type(p)(site, p.title()) for p in page_list]
+    loaded = list(preload_pages(site, fresh, groupsize=3))
+    assert titles(loaded) == titles(page_list)
+    assert in_flight.max == 2
+
+
+class Counted:
+    """An endless page generator that counts the pages consumed from it."""
+
+    def __init__(self, site, page_list):
+        self.site = site
+        self.page_list = page_list
+        self.consumed = 0
+
+    def __iter__(self):
+        while True:
+            page = self.page_list[self.consumed % len(self.page_list)]
+            self.consumed += 1
+            yield type(page)(self.site, page.title())
+
+
+def test_preload_parallel_lazy(pages, in_flight, monkeypatch):
+    from pywikibot_ext.parallel import preload_pages
+    site, page_list = pages
+    monkeypatch.setattr(pywikibot_ext.options, 'max_read_concurrency', 2)
+    source = Counted(site, page_list)
+    loaded = preload_pages(site, source, groupsize=2)
+    first = next(loaded)
+    assert first.title() == page_list[0].title()
+    assert first.text == 'Preload text 0'
+    # One batch being yielded and two in flight: three batches of two.
+    assert source.consumed <= 6
+    loaded.close()
+    sent = len(in_flight.methods)
+    assert sent <= 3
+    assert source.consumed <= 6
+
+
+def test_preload_groupsize_checked(pages):
+    from pywikibot_ext.parallel import preload_pages
+    site, page_list = pages
+    with pytest.raises(ValueError, match='groupsize'):
+        next(preload_pages(site, page_list, groupsize=0))
 
 
 def test_submit_reads_rejects_writes(pages, in_flight, monkeypatch):
