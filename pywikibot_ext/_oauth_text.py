@@ -38,6 +38,7 @@ _EXPIRED = re.compile(r'Expired timestamp, yours (\S+), ours (\d+)')
 # The whole reason text that OAuthServer::check_timestamp writes, with the
 # integer oauth_timestamp that mwcomms always sends.
 _EXPIRED_EXACT = re.compile(r'Expired timestamp, yours (\d+), ours (\d+)')
+_INDEX_ERROR_BYTES = INDEX_ERROR_CODE.encode('ascii')
 
 
 def expired_timestamps(reason: str) -> tuple[int | None, int | None]:
@@ -90,6 +91,14 @@ def rejected_timestamp(body: bytes, api_error: str | None
     """
     if len(body) > MAX_ERROR_REPLY_BYTES or body.lstrip()[:1] != b'{':
         return None
+    # Cheap checks first, because this runs on every signed reply.
+    # MediaWiki's JSON writes ASCII letters and '-' unescaped, so the
+    # index.php error code appears literally in the body.
+    if api_error is not None:
+        if api_error.strip() != API_ERROR_CODE:
+            return None
+    elif _INDEX_ERROR_BYTES not in body:
+        return None
     try:
         reply = json.loads(body)
     except (ValueError, RecursionError):
@@ -97,8 +106,6 @@ def rejected_timestamp(body: bytes, api_error: str | None
     if not isinstance(reply, dict):
         return None
     if api_error is not None:
-        if api_error.strip() != API_ERROR_CODE:
-            return None
         error = reply.get('error')
         if not isinstance(error, dict) or error.get('code') != API_ERROR_CODE:
             return None
