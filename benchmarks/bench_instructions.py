@@ -33,10 +33,10 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
-sys.path.insert(0, str(HERE))
+sys.path.insert(0, str(ROOT))
 
-from _nginx import Nginx  # noqa: E402
-from bench_http import CONSUMER, FORM_BODY, build_curl_loop  # noqa: E402
+from benchmarks._nginx import Nginx  # noqa: E402
+from benchmarks.suite import CONSUMER, FORM_BODY, build_c_programs  # noqa: E402
 
 FORM = 'application/x-www-form-urlencoded'
 
@@ -126,7 +126,7 @@ def measure_all(server, tmp: Path, env: dict, args) -> dict:
     post_url = f'{server.base}/w/api.php'
     urls = {'GET': get_url, 'POST': post_url, 'OAuth POST': post_url}
     results = {}
-    exe = build_curl_loop(tmp)
+    exe = build_c_programs(tmp)['curl_loop']
     if exe is not None:
         import _mwcomms
         signer = _mwcomms.OAuth1(*CONSUMER)
