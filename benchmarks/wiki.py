@@ -20,6 +20,7 @@ import os
 import random
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import realwiki
@@ -119,11 +120,21 @@ def run(options: dict, work: Path) -> dict:
     """Run the bot and preloading measurements; errors go in 'error'."""
     print(f'wiki: starting realwiki in {RW_DIR} on ports {RW_HTTP_PORT} '
           f'and {RW_TLS_PORT}', flush=True)
-    try:
-        wiki = realwiki.Wiki.up(rw_dir=RW_DIR, http_port=RW_HTTP_PORT,
-                                tls_port=RW_TLS_PORT)
-    except realwiki.RealWikiError as error:
-        return {'error': str(error)}
+    wiki = None
+    for attempt in (1, 2):
+        try:
+            wiki = realwiki.Wiki.up(rw_dir=RW_DIR, http_port=RW_HTTP_PORT,
+                                    tls_port=RW_TLS_PORT)
+            break
+        except realwiki.RealWikiError as error:
+            # NOTE: right after installing a new wiki, wiki.sh up has
+            # reported php-fpm exiting during startup once; the second
+            # attempt started it.
+            if attempt == 2:
+                return {'error': str(error)}
+            print(f'wiki: wiki.sh up failed, trying once more: '
+                  f'{str(error).splitlines()[-1]}', flush=True)
+            time.sleep(1)
     try:
         result = {'bot': run_bots(options, wiki, work)}
         result['preload'] = run_preload(options)
