@@ -12,7 +12,7 @@ import _mwcomms
 
 __all__ = ['CookieResponse', 'Headers', 'RawStream', 'Response',
            'StreamedResponse', 'cookie_request', 'make_headers',
-           'make_request']
+           'make_request', 'send_header_map']
 
 # libcurl's CURLE_BAD_CONTENT_ENCODING: the body could not be decompressed.
 CURLE_BAD_CONTENT_ENCODING = 61
@@ -53,6 +53,45 @@ def make_headers(pairs) -> Headers:
         else:
             store[key] = (old[0], old[1] + ', ' + value)
     return headers
+
+
+def send_header_map(pairs) -> Headers:
+    """Build the headers of a request from (name, value) pairs.
+
+    As in requests, names and values may be str or bytes (bytes values
+    are sent as they are), and of names that differ only in case the
+    last one counts.  Raises requests' InvalidHeader for any other type;
+    the message names the header but never shows its value.
+    """
+    headers = Headers.__new__(Headers)
+    headers._store = store = {}
+    for name, value in pairs:
+        if type(name) is not str or type(value) is not str:
+            name, value = _native_header(name, value)
+        store[name.lower()] = (name, value)
+    return headers
+
+
+def _native_header(name, value) -> tuple[str, str]:
+    """Return a header as str: bytes names as ASCII, values as Latin-1."""
+    if isinstance(name, bytes):
+        try:
+            name = name.decode('ascii')
+        except UnicodeDecodeError:
+            raise rexc.InvalidHeader(
+                f'invalid header name {name!r}: not ASCII') from None
+    elif not isinstance(name, str):
+        raise rexc.InvalidHeader(
+            f'header names must be str or bytes, not {type(name).__name__}')
+    if isinstance(value, bytes):
+        # Latin-1 maps every byte to one character, and the C client
+        # encodes such a value back to the same bytes.
+        value = value.decode('latin-1')
+    elif not isinstance(value, str):
+        raise rexc.InvalidHeader(
+            f'the value of header {name!r} must be str or bytes, not '
+            f'{type(value).__name__}')
+    return name, value
 
 
 def make_request(method: str, url: str, headers, body

@@ -38,6 +38,7 @@ from pywikibot_ext._response import (
     StreamedResponse,
     cookie_request,
     make_headers,
+    send_header_map,
     make_request,
 )
 
@@ -139,8 +140,12 @@ class Transport:
             prepared.prepare_url(url, params)
             url = prepared.url
 
-        send_headers = make_headers(headers.items() if headers else ())
+        send_headers = send_header_map(headers.items() if headers else ())
         body = self._prepare_body(send_headers, data, files, json)
+        if callable(auth) and not isinstance(auth, _mwcomms.OAuth1):
+            url, body = self._run_auth_hook(auth, method, url, send_headers,
+                                            body)
+            auth = None
         signer, basic = self._prepare_auth(auth, method, url, send_headers,
                                            body)
         if basic is not None:
@@ -365,21 +370,28 @@ class Transport:
                 password = password.encode('latin1')
             token = base64.b64encode(user + b':' + password).decode('ascii')
             return None, 'Basic ' + token
-        if callable(auth):
-            # Any other requests auth object runs on a PreparedRequest.
-            prepared = requests.PreparedRequest()
-            prepared.method = method
-            prepared.url = url
-            prepared.headers = headers
-            prepared.body = body
-            prepared = auth(prepared)
-            if prepared.headers is not headers:
-                headers.clear()
-                headers.update(prepared.headers)
-            return None, None
         raise TypeError(
             f'auth must be None, a 2-tuple, a 4-tuple of OAuth tokens or a '
             f'requests auth object, not {type(auth).__name__}')
+
+    @staticmethod
+    def _run_auth_hook(auth, method, url, headers, body):
+        """Apply a requests auth object; return the (url, body) it set.
+
+        The object runs on a PreparedRequest, as in requests, and may
+        change the headers (requests_oauthlib's OAuth1 turns them into
+        bytes), the URL (a signature in the query) and the body.
+        """
+        prepared = requests.PreparedRequest()
+        prepared.method = method
+        prepared.url = url
+        prepared.headers = headers
+        prepared.body = body
+        prepared = auth(prepared)
+        changed = send_header_map(prepared.headers.items())
+        headers.clear()
+        headers._store.update(changed._store)
+        return prepared.url, prepared.body
 
     @staticmethod
     def _verify_option(verify):

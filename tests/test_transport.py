@@ -319,3 +319,80 @@ def test_oauth_signer_cached_per_credentials(transport):
     first = transport.oauth_for(CREDENTIALS)
     assert transport.oauth_for(tuple(CREDENTIALS)) is first
     assert isinstance(first, _mwcomms.OAuth1)
+
+
+# -- header types and requests auth objects ---------------------------------
+
+def test_header_bytes_values_match(servers, transport):
+    url = servers[0] + '/echo'
+    headers = {'X-Raw': b'caf\xe9 \xff', b'X-Name': 'plain'}
+    expected = requests.get(url, headers=headers, timeout=10)
+    actual = transport.request('GET', url, headers=headers, timeout=10)
+    assert seen(actual) == seen(expected)
+    assert seen(actual)['headers']['x-raw'] == 'caf\xe9 \xff'
+
+
+def test_header_case_last_wins(servers, transport):
+    url = servers[0] + '/echo'
+    headers = {'X-Twice': 'first', 'x-twice': 'second'}
+    expected = requests.get(url, headers=headers, timeout=10)
+    actual = transport.request('GET', url, headers=headers, timeout=10)
+    assert seen(actual) == seen(expected)
+    assert seen(actual)['headers']['x-twice'] == 'second'
+
+
+def test_header_bad_type_rejected(servers, transport):
+    url = servers[0] + '/echo'
+    with pytest.raises(requests.exceptions.InvalidHeader):
+        requests.get(url, headers={'X-Count': 5}, timeout=10)
+    with pytest.raises(requests.exceptions.InvalidHeader) as caught:
+        transport.request('GET', url, headers={'X-Count': 98765},
+                          timeout=10)
+    assert 'X-Count' in str(caught.value)
+    assert 'int' in str(caught.value)
+    assert '98765' not in str(caught.value)
+
+
+def oauthlib_accepts(data: dict, url_base: str) -> bool:
+    """Verify a recorded request's HMAC-SHA1 signature with oauthlib."""
+    from oauthlib.common import Request
+    from oauthlib.oauth1.rfc5849 import signature
+    headers = {key.title(): value for key, value in data['headers'].items()}
+    request = Request(url_base + data['path'], data['method'],
+                      data['body'] or None, headers)
+    sources = dict(uri_query=urllib.parse.urlsplit(request.uri).query,
+                   body=request.body, headers=request.headers)
+    request.params = signature.collect_parameters(**sources)
+    every = signature.collect_parameters(exclude_oauth_signature=False,
+                                         **sources)
+    request.signature = dict(every)['oauth_signature']
+    return signature.verify_hmac_sha1(request, SECRETS[0], SECRETS[1])
+
+
+def test_requests_oauthlib_auth_signs(servers, transport):
+    from requests_oauthlib import OAuth1
+    url = servers[0] + '/echo'
+    auth = OAuth1(*CREDENTIALS)
+    response = transport.request('POST', url, data={'title': 'A b'},
+                                 auth=auth, timeout=10)
+    data = response.json()
+    assert response.status_code == 200
+    assert data['headers']['authorization'].startswith('OAuth ')
+    assert data['headers']['content-type'] == \
+        'application/x-www-form-urlencoded'
+    assert data['body'] == 'title=A+b'
+    assert oauthlib_accepts(data, servers[0])
+
+
+def test_requests_oauthlib_query_signature(servers, transport):
+    from requests_oauthlib import OAuth1
+    url = servers[0] + '/echo?x=1'
+    auth = OAuth1(*CREDENTIALS, signature_type='query')
+    response = transport.request('GET', url, auth=auth, timeout=10)
+    data = response.json()
+    query = urllib.parse.parse_qs(urllib.parse.urlsplit(data['path']).query)
+    assert 'authorization' not in data['headers']
+    assert query['x'] == ['1']
+    assert query['oauth_consumer_key'] == [CREDENTIALS[0]]
+    assert 'oauth_signature' in query
+    assert oauthlib_accepts(data, servers[0])
