@@ -297,6 +297,11 @@ release_handle(ClientObject *self, CURL *easy, int creation_failed)
     if (easy != NULL && !self->closed && self->idle_count < self->max_idle) {
         self->idle[self->idle_count++] = easy;
         pooled = 1;
+        /* The common case takes the lock once. */
+        share = drop_share_user(self);
+        pthread_mutex_unlock(&self->pool_lock);
+        cleanup_share(share);
+        return;
     }
     pthread_mutex_unlock(&self->pool_lock);
 
@@ -861,8 +866,8 @@ Client_request(ClientObject *self, PyObject *const *args, Py_ssize_t nargs,
     if (mw_request_authorize(&request) < 0) {
         goto done;
     }
-    /* The header list changed when Authorization was added. */
-    if (request.auth != NULL
+    /* A list that was empty now starts with the Authorization node. */
+    if (request.headers == &request.auth_node
             && curl_easy_setopt(easy, CURLOPT_HTTPHEADER, request.headers)
                != CURLE_OK) {
         PyErr_SetString(mwcomms_Error,

@@ -9,6 +9,7 @@
 #define MWCOMMS_CLIENT_H
 
 #include "mwcomms.h"
+#include "oauth_sign.h"
 
 #include <stdint.h>
 #include <curl/curl.h>
@@ -64,6 +65,13 @@ typedef struct {
     PyObject *ca_file;           /* bytes (file system encoding), or NULL */
     PyObject *auth;              /* OAuth1 instance, or NULL */
     int accept_encoding;
+    /* "Authorization: ..." of a signed request and the list node that
+     * links it after headers.  Both belong to the request, not to
+     * libcurl, which only reads the list, so that the line is built in
+     * place, in one allocation.  mw_request_clear unlinks the node before
+     * freeing headers. */
+    oauth_buf auth_line;
+    struct curl_slist auth_node;
 
     int body_kind;               /* MW_BODY_* */
     PyObject *multipart;         /* Multipart instance, or NULL */

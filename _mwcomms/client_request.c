@@ -575,6 +575,11 @@ has_forbidden_value_char(PyObject *value)
     int kind = PyUnicode_KIND(value);
     const void *data = PyUnicode_DATA(value);
 
+    if (kind == PyUnicode_1BYTE_KIND) {
+        return memchr(data, '\r', (size_t)length) != NULL
+               || memchr(data, '\n', (size_t)length) != NULL
+               || memchr(data, '\0', (size_t)length) != NULL;
+    }
     for (Py_ssize_t i = 0; i < length; i++) {
         Py_UCS4 c = PyUnicode_READ(kind, data, i);
         if (c == '\r' || c == '\n' || c == '\0') {
@@ -595,26 +600,54 @@ encode_header_value(PyObject *value)
     return PyUnicode_AsUTF8String(value);
 }
 
+/* Header names that add_header treats specially. */
+enum {
+    NAME_OTHER,
+    NAME_AUTHORIZATION,
+    NAME_EXPECT,
+    NAME_TRANSFER_ENCODING,
+    NAME_CONTENT_LENGTH,
+    NAME_CONTENT_TYPE
+};
+
+/* Return the NAME_* of a header name (an RFC 7230 token), compared
+ * case-insensitively. */
 static int
-name_equals(PyObject *name, const char *lower)
+classify_header_name(PyObject *name)
 {
+    static const struct {
+        const char *lower;
+        int kind;
+    } special[] = {
+        {"authorization", NAME_AUTHORIZATION},
+        {"expect", NAME_EXPECT},
+        {"transfer-encoding", NAME_TRANSFER_ENCODING},
+        {"content-length", NAME_CONTENT_LENGTH},
+        {"content-type", NAME_CONTENT_TYPE},
+    };
     Py_ssize_t length = PyUnicode_GET_LENGTH(name);
     int kind = PyUnicode_KIND(name);
     const void *data = PyUnicode_DATA(name);
+    char lower[24];
 
-    if ((size_t)length != strlen(lower)) {
-        return 0;
+    if (length < 6 || (size_t)length > sizeof(lower)) {
+        return NAME_OTHER;
     }
     for (Py_ssize_t i = 0; i < length; i++) {
         Py_UCS4 c = PyUnicode_READ(kind, data, i);
+
         if (c >= 'A' && c <= 'Z') {
             c += 'a' - 'A';
         }
-        if (c != (Py_UCS4)(unsigned char)lower[i]) {
-            return 0;
+        lower[i] = (char)c;  /* a token is ASCII */
+    }
+    for (size_t i = 0; i < Py_ARRAY_LENGTH(special); i++) {
+        if (strlen(special[i].lower) == (size_t)length
+                && memcmp(lower, special[i].lower, (size_t)length) == 0) {
+            return special[i].kind;
         }
     }
-    return 1;
+    return NAME_OTHER;
 }
 
 /* Append "Name: value" to the libcurl list.  libcurl treats "Name:" as
@@ -728,6 +761,7 @@ add_header(mw_request *request, PyObject *name, PyObject *value,
     PyObject *encoded = NULL;
     const char *name_bytes;
     Py_ssize_t name_length;
+    int name_kind;
     int result = -1;
 
     if (!PyUnicode_Check(name)) {
@@ -754,7 +788,8 @@ add_header(mw_request *request, PyObject *name, PyObject *value,
                      "LF or NUL", name);
         return -1;
     }
-    if (name_equals(name, "authorization")) {
+    name_kind = classify_header_name(name);
+    if (name_kind == NAME_AUTHORIZATION) {
         if (auth != Py_None) {
             PyErr_SetString(PyExc_ValueError,
                             "an Authorization header cannot be combined with "
@@ -763,11 +798,11 @@ add_header(mw_request *request, PyObject *name, PyObject *value,
         }
         request->has_authorization = 1;
     }
-    else if (name_equals(name, "expect")) {
+    else if (name_kind == NAME_EXPECT) {
         request->has_expect = 1;
     }
-    else if (name_equals(name, "transfer-encoding")
-             || (name_equals(name, "content-length")
+    else if (name_kind == NAME_TRANSFER_ENCODING
+             || (name_kind == NAME_CONTENT_LENGTH
                  && request->body_kind != MW_BODY_STREAM)) {
         /* libcurl frames the body itself.  A caller's value that differs
          * from the real body would let the rest of the body be read as
@@ -777,14 +812,14 @@ add_header(mw_request *request, PyObject *name, PyObject *value,
                      "framing from the body", name);
         return -1;
     }
-    else if (name_equals(name, "content-length")) {
+    else if (name_kind == NAME_CONTENT_LENGTH) {
         /* The size of a streamed body.  libcurl writes the header from
          * CURLOPT_POSTFIELDSIZE_LARGE, and the driver checks that the
          * body has exactly this size. */
         return parse_content_length(request, name, value);
     }
     if (request->body_kind == MW_BODY_MULTIPART
-            && name_equals(name, "content-type")) {
+            && name_kind == NAME_CONTENT_TYPE) {
         PyErr_SetString(PyExc_ValueError,
                         "a Content-Type header cannot be combined with a "
                         "Multipart body: libcurl sets it with the boundary");
@@ -799,7 +834,7 @@ add_header(mw_request *request, PyObject *name, PyObject *value,
     if (name_bytes == NULL) {
         goto done;
     }
-    if (name_equals(name, "content-type")) {
+    if (name_kind == NAME_CONTENT_TYPE) {
         if (request->form_type_by_libcurl) {
             /* A second Content-Type: send the first one as well. */
             request->form_type_by_libcurl = 0;
@@ -903,6 +938,22 @@ parse_headers(mw_request *request, PyObject *headers, PyObject *auth)
             while (PyDict_Next(headers, &position, &name, &value)) {
                 if (add_header(request, name, value, auth) < 0) {
                     return -1;
+                }
+            }
+        }
+        else if (PyList_CheckExact(headers) || PyTuple_CheckExact(headers)) {
+            /* Indexing saves creating an iterator.  The size is read in
+             * each pass because the __iter__ of a pair that is neither a
+             * tuple nor a list could change the list. */
+            for (Py_ssize_t i = 0; i < PySequence_Fast_GET_SIZE(headers);
+                    i++) {
+                int added;
+
+                item = Py_NewRef(PySequence_Fast_GET_ITEM(headers, i));
+                added = add_header_pair(request, item, auth);
+                Py_CLEAR(item);
+                if (added < 0) {
+                    goto done;
                 }
             }
         }
@@ -1088,6 +1139,8 @@ parse_stream_body(mw_request *request, PyObject *body)
     return 0;
 }
 
+static int finish_buffer_body(mw_request *request);
+
 static int
 parse_body(mw_request *request, PyObject *body)
 {
@@ -1107,6 +1160,17 @@ parse_body(mw_request *request, PyObject *body)
     }
     if (request->body_kind == MW_BODY_STREAM) {
         return parse_stream_body(request, body);
+    }
+    if (PyUnicode_Check(body) && PyUnicode_IS_COMPACT_ASCII(body)) {
+        /* An ASCII str is its own UTF-8, and a str cannot change, so its
+         * characters are sent without a copy. */
+        request->body_owner = Py_NewRef(body);
+        if (PyBuffer_FillInfo(&request->body, body, PyUnicode_DATA(body),
+                              PyUnicode_GET_LENGTH(body), 1,
+                              PyBUF_SIMPLE) < 0) {
+            return -1;
+        }
+        return finish_buffer_body(request);
     }
     if (PyUnicode_Check(body)) {
         request->body_owner = PyUnicode_AsUTF8String(body);
@@ -1131,6 +1195,13 @@ parse_body(mw_request *request, PyObject *body)
                            PyBUF_SIMPLE) < 0) {
         return -1;
     }
+    return finish_buffer_body(request);
+}
+
+/* Check a str or bytes-like body whose buffer parse_body acquired. */
+static int
+finish_buffer_body(mw_request *request)
+{
     request->has_body = 1;
     if (strcmp(request->method, "HEAD") == 0) {
         PyErr_SetString(PyExc_ValueError, "a HEAD request cannot have a body");
@@ -1428,15 +1499,20 @@ mw_request_parse_proxy(mw_request *request, PyObject *proxy,
     return 0;
 }
 
-/* Sign the request and add its Authorization header.  Called right
- * before the transfer so that the timestamp and nonce are fresh. */
+/* Initial size of the Authorization line: pymalloc serves blocks up to
+ * 512 bytes from its pools. */
+#define AUTH_LINE_BYTES 511
+
+/* Sign the request and link its Authorization header at the end of
+ * request->headers.  Called right before the transfer so that the
+ * timestamp and nonce are fresh.  When the list was empty, the caller
+ * must pass the new request->headers to CURLOPT_HTTPHEADER again. */
 int
 mw_request_authorize(mw_request *request)
 {
-    char *value = NULL;
-    int result;
     const char *body = "";
     Py_ssize_t body_length = 0;
+    struct curl_slist *last;
 
     if (request->auth == NULL) {
         return 0;
@@ -1445,18 +1521,54 @@ mw_request_authorize(mw_request *request)
         body = request->body.buf;
         body_length = request->body.len;
     }
-    value = mwcomms_oauth_authorization(
-        request->auth, request->method, request->url_utf8,
-        request->content_type != NULL
-            ? PyBytes_AS_STRING(request->content_type) : NULL,
-        body, body_length);
-    if (value == NULL) {
+    /* Room for a typical HMAC-SHA1 header, so that it is built without
+     * growing the buffer. */
+    if (oauth_buf_reserve(&request->auth_line, AUTH_LINE_BYTES) < 0
+            || oauth_buf_append(&request->auth_line, "Authorization: ", 15) < 0
+            || mwcomms_oauth_authorization(
+                   request->auth, request->method, request->url_utf8,
+                   request->content_type != NULL
+                       ? PyBytes_AS_STRING(request->content_type) : NULL,
+                   body, body_length, &request->auth_line) < 0) {
         return -1;
     }
-    result = append_header(&request->headers, "Authorization", 13, value,
-                           (Py_ssize_t)strlen(value));
-    PyMem_Free(value);
-    return result;
+    request->auth_node.data = request->auth_line.data;
+    request->auth_node.next = NULL;
+    if (request->headers == NULL) {
+        request->headers = &request->auth_node;
+        return 0;
+    }
+    last = request->headers;
+    while (last->next != NULL) {
+        last = last->next;
+    }
+    last->next = &request->auth_node;
+    return 0;
+}
+
+/* Take the Authorization node of mw_request_authorize off the header
+ * list, because curl_slist_free_all must not free it. */
+static void
+unlink_auth_node(mw_request *request)
+{
+    struct curl_slist *item;
+
+    oauth_buf_free(&request->auth_line);
+    if (request->auth_node.data == NULL) {
+        return;
+    }
+    if (request->headers == &request->auth_node) {
+        request->headers = NULL;
+    }
+    else {
+        for (item = request->headers; item != NULL; item = item->next) {
+            if (item->next == &request->auth_node) {
+                item->next = NULL;
+                break;
+            }
+        }
+    }
+    request->auth_node.data = NULL;
 }
 
 void
@@ -1472,6 +1584,7 @@ mw_request_clear(mw_request *request)
     Py_CLEAR(request->content_type);
     Py_CLEAR(request->ca_file);
     Py_CLEAR(request->auth);
+    unlink_auth_node(request);
     curl_slist_free_all(request->headers);
     request->headers = NULL;
     Py_CLEAR(request->multipart);
@@ -1517,6 +1630,17 @@ int
 mw_buffer_append(mw_buffer *buffer, const char *data, size_t length)
 {
     return buffer_append(buffer, data, length);
+}
+
+/* Restart the idle clock of the read timeout.  Only xferinfo_callback
+ * reads it, and only when a read timeout is set, so the clock is not
+ * read otherwise (a few calls per response). */
+static inline void
+note_activity(mw_transfer *transfer)
+{
+    if (transfer->read_timeout_ms != 0) {
+        transfer->last_activity_ms = monotonic_ms();
+    }
 }
 
 /* Bodies with a Content-Length of at least this many bytes go straight
@@ -1594,7 +1718,7 @@ write_callback(char *data, size_t size, size_t count, void *userdata)
         return 0;
     }
     length = size * count;
-    transfer->last_activity_ms = monotonic_ms();
+    note_activity(transfer);
     if (length > transfer->max_body - transfer->received) {
         transfer->body_too_large = 1;
         return 0;
@@ -1658,7 +1782,7 @@ read_callback(char *data, size_t size, size_t count, void *userdata)
         transfer->upload_offset = 0;
         transfer->upload.len = 0;
     }
-    transfer->last_activity_ms = monotonic_ms();
+    note_activity(transfer);
     return available;
 }
 
@@ -1769,7 +1893,7 @@ header_callback(char *data, size_t size, size_t count, void *userdata)
         return 0;
     }
     length = size * count;
-    transfer->last_activity_ms = monotonic_ms();
+    note_activity(transfer);
     transfer->connected = 1;
     status_line = length >= 5 && memcmp(data, "HTTP/", 5) == 0;
     if (transfer->headers_done

@@ -414,6 +414,76 @@ mw_http_version_name(long version)
     }
 }
 
+/* The str of the last text passed to cached_str(), so that responses
+ * from the same URL and address share one str each.  Only used with the
+ * GIL held. */
+typedef struct {
+    PyObject *object;
+    size_t length;
+    char text[256];
+} str_cache;
+
+static str_cache url_cache;
+static str_cache primary_ip_cache;
+
+/* Return a new reference to text decoded from UTF-8 with
+ * surrogateescape, reusing the str of the last call when text is the
+ * same.  Texts too long for the cache are decoded every time. */
+static PyObject *
+cached_str(str_cache *cache, const char *text)
+{
+    size_t length = strlen(text);
+    PyObject *object;
+
+    if (cache->object != NULL && length == cache->length
+            && memcmp(text, cache->text, length) == 0) {
+        return Py_NewRef(cache->object);
+    }
+    object = PyUnicode_DecodeUTF8(text, (Py_ssize_t)length,
+                                  "surrogateescape");
+    if (object != NULL && length < sizeof(cache->text)) {
+        Py_XSETREF(cache->object, Py_NewRef(object));
+        memcpy(cache->text, text, length);
+        cache->length = length;
+    }
+    return object;
+}
+
+/* Return a new reference to the interned name of an HTTP version. */
+static PyObject *
+http_version_str(long version)
+{
+    static PyObject *names[4];
+    size_t index;
+
+    switch (version) {
+    case CURL_HTTP_VERSION_1_0:
+        index = 0;
+        break;
+    case CURL_HTTP_VERSION_1_1:
+        index = 1;
+        break;
+    case CURL_HTTP_VERSION_2_0:
+        index = 2;
+        break;
+    default:
+        index = 3;
+        break;
+    }
+    if (index == 3) {
+        /* "3" or "": rare, not kept. */
+        return PyUnicode_FromString(mw_http_version_name(version));
+    }
+    if (names[index] == NULL) {
+        names[index] = PyUnicode_InternFromString(
+            mw_http_version_name(version));
+        if (names[index] == NULL) {
+            return NULL;
+        }
+    }
+    return Py_NewRef(names[index]);
+}
+
 /* Build a Response from a finished transfer.  Called with the GIL. */
 PyObject *
 mw_response_new(CURL *easy, mw_transfer *transfer)
@@ -454,7 +524,7 @@ mw_response_new(CURL *easy, mw_transfer *transfer)
     transfer->headers.data = NULL;
     transfer->headers.len = 0;
     transfer->headers.cap = 0;
-    self->http_version = PyUnicode_FromString(mw_http_version_name(version));
+    self->http_version = http_version_str(version);
     if (self->http_version == NULL) {
         goto error;
     }
@@ -480,14 +550,12 @@ mw_response_new(CURL *easy, mw_transfer *transfer)
             goto error;
         }
     }
-    self->url = PyUnicode_DecodeUTF8(url != NULL ? url : "",
-                                     url != NULL ? strlen(url) : 0,
-                                     "surrogateescape");
+    self->url = cached_str(&url_cache, url != NULL ? url : "");
     if (self->url == NULL) {
         goto error;
     }
-    self->primary_ip = PyUnicode_FromString(primary_ip != NULL
-                                            ? primary_ip : "");
+    self->primary_ip = cached_str(&primary_ip_cache,
+                                  primary_ip != NULL ? primary_ip : "");
     if (self->primary_ip == NULL) {
         goto error;
     }

@@ -40,19 +40,22 @@ int mwcomms_jwt_init(PyObject *module);
 /* Return 1 if obj is an OAuth1 instance, else 0. */
 int mwcomms_oauth_check(PyObject *obj);
 
+struct oauth_buf;
+
 /*
- * Build the value of the Authorization header for one attempt of a
- * request, with a fresh nonce from OpenSSL's CSPRNG and the current time
- * plus the credential's clock offset.
+ * Append the value of the Authorization header for one attempt of a
+ * request to header, with a fresh nonce from OpenSSL's CSPRNG and the
+ * current time plus the credential's clock offset.  header is an
+ * oauth_buf (oauth_sign.h), which the caller frees with oauth_buf_free().
  *
  * content_type may be NULL.  The body is signed only when content_type
  * is application/x-www-form-urlencoded (RFC 5849 section 3.4.1.3.1).
  *
- * Return a PyMem_Malloc'ed NUL-terminated string that the caller frees
- * with PyMem_Free, or NULL with an exception set.
+ * Return 0, or -1 with an exception set.
  */
-char *mwcomms_oauth_authorization(PyObject *oauth, const char *method,
-                                  const char *url, const char *content_type,
-                                  const char *body, Py_ssize_t body_len);
+int mwcomms_oauth_authorization(PyObject *oauth, const char *method,
+                                const char *url, const char *content_type,
+                                const char *body, Py_ssize_t body_len,
+                                struct oauth_buf *header);
 
 #endif /* MWCOMMS_H */

@@ -697,6 +697,10 @@ parse_timestamp(PyObject *timestamp, char *out, size_t *out_len)
     return -1;
 }
 
+static long long last_timestamp_value = -1;
+static char last_timestamp_text[24];
+static size_t last_timestamp_length;
+
 /* Fill the timestamp of call with time(NULL) + clock_offset. */
 static int
 current_timestamp(OAuth1Object *self, sign_call *call)
@@ -714,8 +718,15 @@ current_timestamp(OAuth1Object *self, sign_call *call)
                         "clock_offset makes the timestamp negative");
         return -1;
     }
-    call->request.timestamp_len = format_decimal(call->timestamp,
-                                                 (unsigned long long)value);
+    /* The same second comes back for every request made in it, so its
+     * digits are kept (with the GIL held, like every call here). */
+    if (value != last_timestamp_value) {
+        last_timestamp_length = format_decimal(last_timestamp_text,
+                                               (unsigned long long)value);
+        last_timestamp_value = value;
+    }
+    memcpy(call->timestamp, last_timestamp_text, last_timestamp_length + 1);
+    call->request.timestamp_len = last_timestamp_length;
     call->request.timestamp = call->timestamp;
     return 0;
 }
@@ -1382,24 +1393,24 @@ mwcomms_oauth_check(PyObject *obj)
     return Py_IS_TYPE(obj, &OAuth1_Type);
 }
 
-char *
+int
 mwcomms_oauth_authorization(PyObject *oauth, const char *method,
                             const char *url, const char *content_type,
-                            const char *body, Py_ssize_t body_len)
+                            const char *body, Py_ssize_t body_len,
+                            oauth_buf *header)
 {
     OAuth1Object *self = (OAuth1Object *)oauth;
     sign_call call;
-    oauth_buf header = OAUTH_BUF_INIT;
-    oauth_output out = {NULL, &header, NULL};
+    oauth_output out = {NULL, header, NULL};
 
     if (!mwcomms_oauth_check(oauth)) {
         PyErr_SetString(PyExc_TypeError, "expected an _mwcomms.OAuth1");
-        return NULL;
+        return -1;
     }
     memset(&call, 0, sizeof(call));
     if (check_initialized(self) < 0 || oauth_make_nonce(call.nonce) < 0
             || current_timestamp(self, &call) < 0) {
-        return NULL;
+        return -1;
     }
     call.request.method = method;
     call.request.method_len = strlen(method);
@@ -1412,9 +1423,7 @@ mwcomms_oauth_authorization(PyObject *oauth, const char *method,
                                                          : 0;
     call.request.nonce = call.nonce;
     call.request.nonce_len = OAUTH_NONCE_LEN;
-    if (oauth_sign(&self->creds, &call.request, &out) < 0) {
-        oauth_buf_free(&header);
-        return NULL;
-    }
-    return header.data;
+    /* A hex nonce and a decimal timestamp. */
+    call.request.unreserved_values = 1;
+    return oauth_sign(&self->creds, &call.request, &out);
 }

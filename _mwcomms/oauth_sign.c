@@ -455,14 +455,29 @@ take_nonce_bytes(unsigned char *raw)
     return 0;
 }
 
+/* The two lower-case hex digits of each octet, filled on first use. */
+static char hex_pairs[256][2];
+static pthread_once_t hex_pairs_once = PTHREAD_ONCE_INIT;
+
+static void
+fill_hex_pairs(void)
+{
+    size_t i;
+
+    for (i = 0; i < 256; i++) {
+        hex_pairs[i][0] = HEX_LOWER[i >> 4];
+        hex_pairs[i][1] = HEX_LOWER[i & 15];
+    }
+}
+
 static void
 write_hex_nonce(char *buf, const unsigned char *raw)
 {
     size_t i;
 
+    pthread_once(&hex_pairs_once, fill_hex_pairs);
     for (i = 0; i < NONCE_RANDOM_BYTES; i++) {
-        buf[2 * i] = HEX_LOWER[raw[i] >> 4];
-        buf[2 * i + 1] = HEX_LOWER[raw[i] & 15];
+        memcpy(buf + 2 * i, hex_pairs[raw[i]], 2);
     }
     buf[OAUTH_NONCE_LEN] = '\0';
 }
@@ -496,13 +511,28 @@ oauth_make_nonce(char *buf)
 #endif
 
 #define HMAC_BLOCK_SIZE 64      /* SHA-1 and SHA-256 */
+/* Blocks of the last base string whose hash states a key keeps: 512
+ * bytes, more than the constant start of a typical MediaWiki request. */
+#define HMAC_CACHED_BLOCKS 8
+
+typedef union {
+    SHA_CTX sha1;
+    SHA256_CTX sha256;
+} hash_state;
 
 struct oauth_hmac_key {
     int sha256;
-    union {
-        SHA_CTX sha1;
-        SHA256_CTX sha256;
-    } inner, outer;
+    hash_state inner, outer;
+    /* The first cached_blocks blocks of the last message that
+     * hmac_compute_cached() signed with this key, and the inner state
+     * after each of them.  Base strings of one client usually start alike:
+     * method, URI, then the sorted parameters, where the constant ones
+     * (action, assert, format, oauth_consumer_key) often come before the
+     * nonce.  Each block found again saves one compression.  Only read
+     * and written with the GIL held, as oauth_sign() runs. */
+    size_t cached_blocks;
+    unsigned char prefix[HMAC_CACHED_BLOCKS * HMAC_BLOCK_SIZE];
+    hash_state after_block[HMAC_CACHED_BLOCKS];
 };
 
 /* Hash len bytes of data with a fresh state of the key's digest into
@@ -544,6 +574,7 @@ hmac_key_setup(oauth_hmac_key *key, int sha256, const unsigned char *secret,
     int rc = -1;
 
     key->sha256 = sha256;
+    key->cached_blocks = 0;
     memset(block, 0, sizeof(block));
     /* A key longer than the block is replaced by its digest. */
     if (secret_len > HMAC_BLOCK_SIZE) {
@@ -610,6 +641,67 @@ hmac_compute(const oauth_hmac_key *key, const unsigned char *data,
         }
         return SHA_DIGEST_LENGTH;
     }
+}
+
+/* hmac_compute() that starts from the key's saved state after the
+ * longest run of leading blocks that data shares with the last message,
+ * and saves the states of the blocks that differ for the next call. */
+static size_t
+hmac_compute_cached(oauth_hmac_key *key, const unsigned char *data,
+                    size_t len, unsigned char *mac)
+{
+    unsigned char inner_digest[SHA256_DIGEST_LENGTH];
+    hash_state ctx;
+    size_t blocks = len / HMAC_BLOCK_SIZE, matched = 0, i;
+
+    if (blocks > HMAC_CACHED_BLOCKS) {
+        blocks = HMAC_CACHED_BLOCKS;
+    }
+    while (matched < key->cached_blocks && matched < blocks
+           && memcmp(key->prefix + matched * HMAC_BLOCK_SIZE,
+                     data + matched * HMAC_BLOCK_SIZE, HMAC_BLOCK_SIZE) == 0) {
+        matched++;
+    }
+    ctx = matched > 0 ? key->after_block[matched - 1] : key->inner;
+    for (i = matched; i < blocks; i++) {
+        const unsigned char *block = data + i * HMAC_BLOCK_SIZE;
+        int ok = key->sha256
+            ? SHA256_Update(&ctx.sha256, block, HMAC_BLOCK_SIZE)
+            : SHA1_Update(&ctx.sha1, block, HMAC_BLOCK_SIZE);
+
+        if (ok != 1) {
+            key->cached_blocks = 0;
+            return 0;
+        }
+        key->after_block[i] = ctx;
+        memcpy(key->prefix + i * HMAC_BLOCK_SIZE, block, HMAC_BLOCK_SIZE);
+    }
+    key->cached_blocks = blocks;
+    data += blocks * HMAC_BLOCK_SIZE;
+    len -= blocks * HMAC_BLOCK_SIZE;
+    if (key->sha256) {
+        if (SHA256_Update(&ctx.sha256, data, len) != 1
+                || SHA256_Final(inner_digest, &ctx.sha256) != 1) {
+            return 0;
+        }
+        ctx = key->outer;
+        if (SHA256_Update(&ctx.sha256, inner_digest, SHA256_DIGEST_LENGTH)
+                    != 1
+                || SHA256_Final(mac, &ctx.sha256) != 1) {
+            return 0;
+        }
+        return SHA256_DIGEST_LENGTH;
+    }
+    if (SHA1_Update(&ctx.sha1, data, len) != 1
+            || SHA1_Final(inner_digest, &ctx.sha1) != 1) {
+        return 0;
+    }
+    ctx = key->outer;
+    if (SHA1_Update(&ctx.sha1, inner_digest, SHA_DIGEST_LENGTH) != 1
+            || SHA1_Final(mac, &ctx.sha1) != 1) {
+        return 0;
+    }
+    return SHA_DIGEST_LENGTH;
 }
 
 #if defined(__GNUC__)
@@ -813,14 +905,32 @@ write_base_uri(char *p, const url_parts *parts)
     }
     for (i = 0; i < parts->host_len; i++) {
         unsigned char c = Py_TOLOWER((unsigned char)parts->host[i]);
-        p = encode_once(p, (const char *)&c, 1);
+        if (UNRESERVED[c]) {
+            *p++ = (char)c;
+        }
+        else {
+            p[0] = '%';
+            p[1] = HEX_UPPER[c >> 4];
+            p[2] = HEX_UPPER[c & 15];
+            p += 3;
+        }
     }
     if (parts->port > 0) {
-        char digits[8];
-        int n = PyOS_snprintf(digits, sizeof(digits), "%ld", parts->port);
+        /* 1 to 65535, written without snprintf(), which costs more than
+         * the rest of the URI. */
+        char digits[5];
+        size_t n = 0;
+        long port = parts->port;
+
+        while (port > 0) {
+            digits[n++] = (char)('0' + port % 10);
+            port /= 10;
+        }
         memcpy(p, "%3A", 3);
-        memcpy(p + 3, digits, (size_t)n);
-        p += 3 + n;
+        p += 3;
+        while (n > 0) {
+            *p++ = digits[--n];
+        }
     }
     if (parts->path_len == 0) {
         memcpy(p, "%2F", 3);
@@ -935,10 +1045,11 @@ params_add_fixed(param_list *params, const oauth_param *param)
     return 0;
 }
 
-/* Add protocol parameter name (unreserved) with raw value. */
+/* Add protocol parameter name (unreserved) with raw value.  unreserved
+ * is 1 when the caller knows that value needs no encoding. */
 static int
 params_add_protocol(param_list *params, const char *name, const char *value,
-                    size_t value_len)
+                    size_t value_len, int unreserved)
 {
     param_entry *entry = params_new_entry(params);
     oauth_buf *arena = &params->arena;
@@ -949,7 +1060,7 @@ params_add_protocol(param_list *params, const char *name, const char *value,
     }
     entry->param.name = name;
     entry->param.name_len = strlen(name);
-    if (is_all_unreserved(value, value_len)) {
+    if (unreserved || is_all_unreserved(value, value_len)) {
         entry->param.value = value;
         entry->param.value_len = value_len;
         entry->in_arena = 0;
@@ -1009,15 +1120,23 @@ params_add_form(param_list *params, const char *data, size_t len,
     return 0;
 }
 
-/* The first 8 bytes of s, zero-padded, as a big-endian number.  Built in
- * a register: storing bytes and loading them as one word would stall on
- * store forwarding. */
+/* The first 8 bytes of s, zero-padded, as a big-endian number.  A name
+ * shorter than 8 bytes is built in a register, byte by byte, because
+ * storing bytes and loading them as one word would stall on store
+ * forwarding.  Longer names (all the oauth_* names) are loaded at once. */
 static inline uint64_t
 make_name_key(const char *s, size_t len)
 {
     uint64_t key = 0;
     size_t i;
 
+#if defined(__GNUC__) && defined(__BYTE_ORDER__) \
+    && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+    if (len >= 8) {
+        memcpy(&key, s, 8);
+        return __builtin_bswap64(key);
+    }
+#endif
     for (i = 0; i < 8; i++) {
         key = key << 8 | (i < len ? (unsigned char)s[i] : 0);
     }
@@ -1172,31 +1291,62 @@ is_form_urlencoded(const char *type, size_t len)
 
 /* ---- signature (section 3.4.2 to 3.4.4) ------------------------------- */
 
-/* Append data in base64, encoded once for the header, to out. */
+static const char BASE64_ALPHABET[] =
+    "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+
+/* Write base64 digit c (64 for the "=" of padding) at p, percent-encoded:
+ * "+", "/" and "=" are the only base64 characters that are reserved. */
+static inline char *
+put_base64_digit(char *p, unsigned int c)
+{
+    static const char escapes[3][3] = {"%2B", "%2F", "%3D"};
+
+    if (c < 62) {
+        *p = BASE64_ALPHABET[c];
+        return p + 1;
+    }
+    memcpy(p, escapes[c - 62], 3);
+    return p + 3;
+}
+
+/* Append data in base64 (RFC 4648 section 4, with padding), encoded once
+ * for the header, to out. */
 static int
 append_base64(oauth_buf *out, const unsigned char *data, size_t len)
 {
-    char small[SIGNATURE_STACK_SIZE];
-    oauth_buf encoded;
-    int n, rc = -1;
+    size_t i;
+    char *p;
 
-    oauth_buf_init(&encoded, small, sizeof(small));
-    if (len > INT_MAX / 2
-            || buf_reserve(&encoded, 4 * ((len + 2) / 3)) < 0) {
+    /* At most 4 digits of 3 bytes each per 3 input bytes. */
+    if (len > PY_SSIZE_T_MAX / 8 || buf_reserve(out, 4 * (len + 2)) < 0) {
         if (!PyErr_Occurred()) {
             PyErr_NoMemory();
         }
-        goto done;
+        return -1;
     }
-    n = EVP_EncodeBlock((unsigned char *)encoded.data, data, (int)len);
-    if (n < 0) {
-        oauth_raise_openssl(mwcomms_OAuthError, "base64 encoding failed");
-        goto done;
+    p = out->data + out->len;
+    for (i = 0; i + 3 <= len; i += 3) {
+        unsigned long group = (unsigned long)data[i] << 16
+                              | (unsigned long)data[i + 1] << 8 | data[i + 2];
+        p = put_base64_digit(p, (unsigned int)(group >> 18));
+        p = put_base64_digit(p, (unsigned int)(group >> 12) & 63);
+        p = put_base64_digit(p, (unsigned int)(group >> 6) & 63);
+        p = put_base64_digit(p, (unsigned int)group & 63);
     }
-    rc = oauth_buf_append_encoded(out, encoded.data, (size_t)n);
-done:
-    oauth_buf_free(&encoded);
-    return rc;
+    if (i < len) {
+        unsigned long group = (unsigned long)data[i] << 16;
+        if (i + 1 < len) {
+            group |= (unsigned long)data[i + 1] << 8;
+        }
+        p = put_base64_digit(p, (unsigned int)(group >> 18));
+        p = put_base64_digit(p, (unsigned int)(group >> 12) & 63);
+        p = put_base64_digit(p, i + 1 < len
+                                ? (unsigned int)(group >> 6) & 63 : 64);
+        p = put_base64_digit(p, 64);
+    }
+    out->len = (size_t)(p - out->data);
+    out->data[out->len] = '\0';
+    return 0;
 }
 
 static int
@@ -1206,8 +1356,9 @@ append_hmac(const oauth_credentials *creds, const oauth_buf *base,
     unsigned char mac[SHA256_DIGEST_LENGTH];
     size_t mac_len;
 
-    mac_len = hmac_compute(creds->hmac_key, (const unsigned char *)base->data,
-                           base->len, mac);
+    mac_len = hmac_compute_cached(creds->hmac_key,
+                                  (const unsigned char *)base->data,
+                                  base->len, mac);
     if (mac_len == 0) {
         return oauth_raise_openssl(mwcomms_OAuthError,
                                    "HMAC computation failed");
@@ -1531,13 +1682,15 @@ collect_params(const oauth_credentials *creds, const oauth_request *request,
     for (i = 0; i <= creds->protocol_count; i++) {
         if (i == creds->protocol_nonce_index
                 && params_add_protocol(params, "oauth_nonce", request->nonce,
-                                       request->nonce_len) < 0) {
+                                       request->nonce_len,
+                                       request->unreserved_values) < 0) {
             return -1;
         }
         if (i == creds->protocol_timestamp_index
                 && params_add_protocol(params, "oauth_timestamp",
                                        request->timestamp,
-                                       request->timestamp_len) < 0) {
+                                       request->timestamp_len,
+                                       request->unreserved_values) < 0) {
             return -1;
         }
         if (i < creds->protocol_count
@@ -1646,10 +1799,19 @@ build_header(const oauth_credentials *creds, const oauth_request *request,
     p = header->data + header->len;
     memcpy(p, creds->header_head, creds->header_head_len);
     p += creds->header_head_len;
-    p = encode_once(p, request->timestamp, request->timestamp_len);
-    memcpy(p, "\", oauth_nonce=\"", 16);
-    p += 16;
-    p = encode_once(p, request->nonce, request->nonce_len);
+    if (request->unreserved_values) {
+        memcpy(p, request->timestamp, request->timestamp_len);
+        p += request->timestamp_len;
+        memcpy(p, "\", oauth_nonce=\"", 16);
+        memcpy(p + 16, request->nonce, request->nonce_len);
+        p += 16 + request->nonce_len;
+    }
+    else {
+        p = encode_once(p, request->timestamp, request->timestamp_len);
+        memcpy(p, "\", oauth_nonce=\"", 16);
+        p += 16;
+        p = encode_once(p, request->nonce, request->nonce_len);
+    }
     /* The tail starts with the closing quote of the nonce. */
     memcpy(p, creds->header_tail, creds->header_tail_len);
     p += creds->header_tail_len;

@@ -31,7 +31,7 @@ typedef enum {
 /* Growing byte buffer, always NUL-terminated once anything was appended.
  * It starts in caller-provided storage (often on the stack) when set up
  * with oauth_buf_init(), and moves to PyMem memory when it outgrows it. */
-typedef struct {
+typedef struct oauth_buf {
     char *data;
     size_t len;
     size_t cap;
@@ -102,6 +102,10 @@ typedef struct {
     size_t nonce_len;
     const char *timestamp;
     size_t timestamp_len;
+    /* 1: nonce and timestamp contain only unreserved characters (a nonce
+     * from oauth_make_nonce() and a decimal timestamp), so that they are
+     * copied without percent-encoding. */
+    int unreserved_values;
 } oauth_request;
 
 /* Results of oauth_sign().  oauth_sign() appends to each buffer that the
