@@ -449,6 +449,9 @@ static void
 fail_unstarted_items(PyObject *client, batch_state *state)
 {
     for (Py_ssize_t i = state->next_add; i < state->count; i++) {
+        if (i >= state->next_setup) {
+            memset(&state->items[i], 0, sizeof(batch_item));
+        }
         fail_closed_item(client, &state->items[i]);
     }
     state->next_add = state->count;
@@ -465,6 +468,7 @@ set_up_items(PyObject *client, batch_state *state, PyObject *sequence,
            && state->next_setup - state->next_add < state->max_concurrency) {
         batch_item *item = &state->items[state->next_setup];
 
+        memset(item, 0, sizeof(*item));
         if (prepare_item(client, item,
                          PySequence_Fast_GET_ITEM(sequence,
                                                   state->next_setup),
@@ -511,7 +515,14 @@ mw_request_many(PyObject *client, PyObject *args, PyObject *kwargs)
         return NULL;
     }
     count = PySequence_Fast_GET_SIZE(sequence);
-    items = PyMem_Calloc(count > 0 ? (size_t)count : 1, sizeof(*items));
+    /* Each item is zeroed when it is set up (see set_up_items), and only
+     * items before state.next_setup are read: zeroing the whole array at
+     * once costs more and touches memory long before it is used. */
+    if ((size_t)count > PY_SSIZE_T_MAX / sizeof(*items)) {
+        PyErr_NoMemory();
+        goto done;
+    }
+    items = PyMem_Malloc((count > 0 ? (size_t)count : 1) * sizeof(*items));
     if (items == NULL) {
         PyErr_NoMemory();
         goto done;
@@ -566,14 +577,14 @@ done:
         PyErr_Fetch(&type, &value, &traceback);
         if (multi != NULL) {
             Py_BEGIN_ALLOW_THREADS
-            for (Py_ssize_t i = 0; i < count; i++) {
+            for (Py_ssize_t i = 0; i < state.next_setup; i++) {
                 if (items[i].easy != NULL && !items[i].done) {
                     curl_multi_remove_handle(multi, items[i].easy);
                 }
             }
             Py_END_ALLOW_THREADS
         }
-        for (Py_ssize_t i = 0; i < count; i++) {
+        for (Py_ssize_t i = 0; i < state.next_setup; i++) {
             if (items[i].easy != NULL) {
                 mw_client_release(client, items[i].easy, items[i].done);
             }
