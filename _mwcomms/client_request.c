@@ -1601,11 +1601,15 @@ mw_request_clear(mw_request *request)
 
 /* ---- libcurl callbacks (no GIL) -------------------------------------- */
 
+/* Append data to buffer, which is allocated with initial_cap bytes (or
+ * the next doubling that fits) and doubles whenever it is full. */
 static int
-buffer_append(mw_buffer *buffer, const char *data, size_t length)
+buffer_append_sized(mw_buffer *buffer, const char *data, size_t length,
+                    size_t initial_cap)
 {
     if (length > buffer->cap - buffer->len) {
-        size_t cap = buffer->cap != 0 ? buffer->cap : 16384;
+        size_t cap = buffer->cap != 0 ? buffer->cap
+                     : initial_cap != 0 ? initial_cap : 1;
         char *grown;
 
         while (cap - buffer->len < length) {
@@ -1624,6 +1628,12 @@ buffer_append(mw_buffer *buffer, const char *data, size_t length)
     memcpy(buffer->data + buffer->len, data, length);
     buffer->len += length;
     return 0;
+}
+
+static int
+buffer_append(mw_buffer *buffer, const char *data, size_t length)
+{
+    return buffer_append_sized(buffer, data, length, 16384);
 }
 
 int
@@ -1648,6 +1658,32 @@ note_activity(mw_transfer *transfer)
  * costs more than the copy it saves. */
 #define DIRECT_BODY_MIN_BYTES (64 * 1024)
 
+/* Largest Content-Length that write_to_bytes allocates at once.  A
+ * server can announce any length, so a larger body grows by doubling as
+ * it arrives instead of reserving what the header claims. */
+#define DIRECT_BODY_MAX_BYTES (64 * 1024 * 1024)
+
+/* Initial size of the header buffer.  A typical response head fits, and
+ * the buffer moves into the Response, so each Response kept holds 1 KiB
+ * of headers instead of 16 KiB. */
+#define HEADER_BUFFER_BYTES 1024
+
+/* Initial size of the body buffer.  A Content-Length below
+ * DIRECT_BODY_MIN_BYTES sizes the buffer once, because larger ones go to
+ * write_to_bytes.  A body longer than announced, such as a decoded gzip
+ * body, grows from there. */
+static size_t
+body_buffer_size(const mw_transfer *transfer)
+{
+    curl_off_t expected = transfer->response_length;
+
+    if (transfer->pause_threshold == 0 && expected > 0
+            && expected < DIRECT_BODY_MIN_BYTES) {
+        return (size_t)expected;
+    }
+    return 16384;
+}
+
 /* Store a chunk of a body into transfer->body_bytes.  On the first chunk
  * of a body whose Content-Length is known, take the GIL once to create a
  * bytes object of that size.  No other code can reach the object until
@@ -1665,6 +1701,7 @@ write_to_bytes(mw_transfer *transfer, const char *data, size_t length)
         if (transfer->body_bytes_abandoned || transfer->pause_threshold != 0
                 || transfer->body.len != 0
                 || expected < DIRECT_BODY_MIN_BYTES
+                || expected > DIRECT_BODY_MAX_BYTES
                 || (uint64_t)expected > (uint64_t)transfer->max_body
                 || (uint64_t)expected > (uint64_t)PY_SSIZE_T_MAX
                 || (size_t)expected < length) {
@@ -1749,7 +1786,8 @@ write_callback(char *data, size_t size, size_t count, void *userdata)
     default:
         break;
     }
-    if (buffer_append(&transfer->body, data, length) < 0) {
+    if (buffer_append_sized(&transfer->body, data, length,
+                            body_buffer_size(transfer)) < 0) {
         transfer->out_of_memory = 1;
         return 0;
     }
@@ -1935,7 +1973,8 @@ header_callback(char *data, size_t size, size_t count, void *userdata)
         transfer->headers_too_large = 1;
         return 0;
     }
-    if (buffer_append(&transfer->headers, data, length) < 0) {
+    if (buffer_append_sized(&transfer->headers, data, length,
+                            HEADER_BUFFER_BYTES) < 0) {
         transfer->out_of_memory = 1;
         return 0;
     }
