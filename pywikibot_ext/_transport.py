@@ -256,15 +256,20 @@ class Transport:
             raise to_requests_exception(
                 exc, make_request(method, url, pairs, body)) from None
 
-        if jar is not None and result.get_all('Set-Cookie'):
+        if stream:
+            response = StreamedResponse(result,
+                                        make_request(method, url, pairs,
+                                                     body),
+                                        time.perf_counter() - started)
+        else:
+            response = Response(result, None, (method, url, pairs, body))
+        # The parsed headers tell whether there are cookies, so the C
+        # result is searched again only for replies that set some.
+        if jar is not None and 'set-cookie' in response.headers._store:
             if cookie_req is None:
                 cookie_req = cookie_request(url)
             jar.extract_cookies(CookieResponse(result), cookie_req)
-        if stream:
-            return StreamedResponse(result,
-                                    make_request(method, url, pairs, body),
-                                    time.perf_counter() - started)
-        return Response(result, None, (method, url, pairs, body))
+        return response
 
     # -- helpers ----------------------------------------------------------
 
