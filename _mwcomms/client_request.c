@@ -2152,20 +2152,30 @@ set_method(CURL *easy, mw_request *request, mw_transfer *transfer)
 
 /* Values of CURLOPT_PRIVATE on a handle whose last request was a GET
  * without a body or a POST with a str or bytes-like body, with the
- * default CA bundle and proxy.  mw_transfer_setup then skips the options
- * that are the same for every request, and mw_transfer_detach clears
- * only the pointers into the request instead of curl_easy_reset, which
- * would make libcurl rebuild its state for every request.  The index is
- * the accept_encoding of that request.  Any other value, including the
- * NULL of a new or reset handle, means that the handle needs every
- * option.  request_many sets CURLOPT_PRIVATE to its own item, so its
- * handles are reset when they return to the pool. */
-static char plain_setup_tags[2];
+ * default CA bundle and either the default proxy rules or no proxy.
+ * mw_transfer_setup then skips the options that are the same for every
+ * request, and mw_transfer_detach clears only the pointers into the
+ * request instead of curl_easy_reset, which would make libcurl rebuild
+ * its state for every request.  The index is a set of PLAIN_* bits that
+ * tell how that request differed from the defaults.  Any other value,
+ * including the NULL of a new or reset handle, means that the handle
+ * needs every option.  request_many sets CURLOPT_PRIVATE to its own
+ * item, so its handles are reset when they return to the pool. */
+#define PLAIN_ACCEPT_ENCODING 1     /* CURLOPT_ACCEPT_ENCODING "" */
+#define PLAIN_NO_PROXY 2            /* CURLOPT_PROXY "" */
+static char plain_setup_tags[4];
+
+static int
+plain_tag_index(const mw_request *request)
+{
+    return (request->accept_encoding ? PLAIN_ACCEPT_ENCODING : 0)
+           | (request->proxy_mode == MW_PROXY_NONE ? PLAIN_NO_PROXY : 0);
+}
 
 static int
 is_plain_request(const mw_request *request)
 {
-    if (request->ca_file != NULL || request->proxy_mode != MW_PROXY_DEFAULT
+    if (request->ca_file != NULL || request->proxy_mode == MW_PROXY_URL
             || request->noproxy != NULL || !request->verify) {
         return 0;
     }
@@ -2185,7 +2195,7 @@ is_plain_setup(CURL *easy)
     if (curl_easy_getinfo(easy, CURLINFO_PRIVATE, &tag) != CURLE_OK) {
         return 0;
     }
-    return tag == &plain_setup_tags[0] || tag == &plain_setup_tags[1];
+    return tag >= &plain_setup_tags[0] && tag <= &plain_setup_tags[3];
 }
 
 /* Set the options that are the same for every request. */
@@ -2234,7 +2244,10 @@ mw_transfer_setup(CURL *easy, mw_request *request, mw_transfer *transfer,
 {
     int plain = is_plain_request(request);
     int reuse = plain && is_plain_setup(easy);
-    char *tag = &plain_setup_tags[request->accept_encoding ? 1 : 0];
+    int index = plain_tag_index(request);
+    /* The PLAIN_* bits of the handle's last request, or -1 when the
+     * handle has libcurl's defaults. */
+    int previous = -1;
     char *previous_tag = NULL;
 
     transfer->easy = easy;
@@ -2256,6 +2269,7 @@ mw_transfer_setup(CURL *easy, mw_request *request, mw_transfer *transfer,
 
     if (reuse) {
         curl_easy_getinfo(easy, CURLINFO_PRIVATE, &previous_tag);
+        previous = (int)(previous_tag - plain_setup_tags);
     }
     else {
         if (is_plain_setup(easy)) {
@@ -2269,7 +2283,7 @@ mw_transfer_setup(CURL *easy, mw_request *request, mw_transfer *transfer,
     }
     /* The tag goes first, so that a failure below leaves a handle that
      * mw_transfer_detach resets. */
-    SETOPT(CURLOPT_PRIVATE, plain ? tag : (char *)NULL);
+    SETOPT(CURLOPT_PRIVATE, plain ? &plain_setup_tags[index] : (char *)NULL);
     SETOPT(CURLOPT_ERRORBUFFER, error_buffer);
     SETOPT(CURLOPT_URL, request->url_utf8);
     if (set_method(easy, request, transfer) < 0) {
@@ -2287,19 +2301,24 @@ mw_transfer_setup(CURL *easy, mw_request *request, mw_transfer *transfer,
         SETOPT(CURLOPT_CAINFO, PyBytes_AS_STRING(request->ca_file));
         SETOPT(CURLOPT_CAPATH, (char *)NULL);
     }
-    if (previous_tag != tag) {
+    if (previous < 0
+            || (previous & PLAIN_ACCEPT_ENCODING)
+               != (index & PLAIN_ACCEPT_ENCODING)) {
         /* "" builds the list of the encodings that libcurl supports,
          * which costs about as much as a small request, so it is set only
          * when it changes. */
         SETOPT(CURLOPT_ACCEPT_ENCODING,
                request->accept_encoding ? "" : (char *)NULL);
     }
-    if (request->proxy_mode == MW_PROXY_NONE) {
-        /* "" turns proxies off, the environment variables included. */
-        SETOPT(CURLOPT_PROXY, "");
-    }
-    else if (request->proxy_mode == MW_PROXY_URL) {
+    if (request->proxy_mode == MW_PROXY_URL) {
         SETOPT(CURLOPT_PROXY, PyBytes_AS_STRING(request->proxy));
+    }
+    else if (previous < 0 ? (index & PLAIN_NO_PROXY) != 0
+             : (previous & PLAIN_NO_PROXY) != (index & PLAIN_NO_PROXY)) {
+        /* "" turns proxies off, the environment variables included, and
+         * NULL restores libcurl's default of reading them. */
+        SETOPT(CURLOPT_PROXY,
+               (index & PLAIN_NO_PROXY) ? "" : (char *)NULL);
     }
     if (request->noproxy != NULL) {
         SETOPT(CURLOPT_NOPROXY, PyBytes_AS_STRING(request->noproxy));

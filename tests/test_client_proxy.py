@@ -121,6 +121,25 @@ def test_empty_proxy_ignores_env(client, http_server, forward_proxy,
     assert forward_proxy.seen() == []
 
 
+def test_proxy_modes_alternate(client, http_server, forward_proxy,
+                               monkeypatch):
+    # One pooled handle keeps its options between plain requests, so
+    # switching between the default rules, no proxy and a given proxy
+    # must change the route every time.  Only GETs: the test proxy closes
+    # each connection after one response, so a POST could meet a closed
+    # connection, which the client rightly does not resend.
+    monkeypatch.setenv('http_proxy', forward_proxy.url())
+    modes = [None, '', '', None, forward_proxy.url(), '', None,
+             forward_proxy.url(), None]
+    for number, proxy in enumerate(modes):
+        url = http_server.url(f'/echo?n={number}')
+        before = len(forward_proxy.seen())
+        response = client.request('GET', url, proxy=proxy)
+        assert response.status == 200
+        proxied = len(forward_proxy.seen()) - before
+        assert proxied == (0 if proxy == '' else 1), (number, proxy)
+
+
 def test_noproxy_bypasses(client, http_server, forward_proxy):
     response = client.request('GET', http_server.url(),
                               proxy=forward_proxy.url(), noproxy='127.0.0.1')
