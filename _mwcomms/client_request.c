@@ -2151,19 +2151,56 @@ set_method(CURL *easy, mw_request *request, mw_transfer *transfer)
 }
 
 /* Values of CURLOPT_PRIVATE on a handle whose last request was a GET
- * without a body or a POST with a str or bytes-like body, with the
- * default CA bundle and either the default proxy rules or no proxy.
+ * without a body or a POST with a str or bytes-like body, with TLS
+ * verification on, and either the default proxy rules or no proxy.
  * mw_transfer_setup then skips the options that are the same for every
  * request, and mw_transfer_detach clears only the pointers into the
  * request instead of curl_easy_reset, which would make libcurl rebuild
- * its state for every request.  The index is a set of PLAIN_* bits that
- * tell how that request differed from the defaults.  Any other value,
- * including the NULL of a new or reset handle, means that the handle
- * needs every option.  request_many sets CURLOPT_PRIVATE to its own
- * item, so its handles are reset when they return to the pool. */
+ * its state for every request.  The first index is the CA slot of that
+ * request (see plain_ca_slot), the second a set of PLAIN_* bits that
+ * tell how it differed from the defaults.  Any other value, including
+ * the NULL of a new or reset handle, means that the handle needs every
+ * option.  request_many sets CURLOPT_PRIVATE to its own item, so its
+ * handles are reset when they return to the pool. */
 #define PLAIN_ACCEPT_ENCODING 1     /* CURLOPT_ACCEPT_ENCODING "" */
 #define PLAIN_NO_PROXY 2            /* CURLOPT_PROXY "" */
-static char plain_setup_tags[4];
+#define PLAIN_BITS 4
+#define PLAIN_CA_SLOTS 4
+static char plain_setup_tags[PLAIN_CA_SLOTS][PLAIN_BITS];
+
+/* CA bundle paths of plain setups: slot 0 is libcurl's default bundle,
+ * and the others are filled in the order paths are first used (such as
+ * the REQUESTS_CA_BUNDLE that the pywikibot transport passes on every
+ * request).  Entries live until the process ends.  Only read and written
+ * with the GIL held. */
+static char *plain_ca_files[PLAIN_CA_SLOTS];
+
+/* Return the slot of ca_file (0 for NULL), or -1 when every slot holds
+ * another path or memory runs out: the request is then not plain. */
+static int
+plain_ca_slot(const char *ca_file)
+{
+    if (ca_file == NULL) {
+        return 0;
+    }
+    for (int slot = 1; slot < PLAIN_CA_SLOTS; slot++) {
+        if (plain_ca_files[slot] == NULL) {
+            size_t size = strlen(ca_file) + 1;
+            char *copy = PyMem_RawMalloc(size);
+
+            if (copy == NULL) {
+                return -1;
+            }
+            memcpy(copy, ca_file, size);
+            plain_ca_files[slot] = copy;
+            return slot;
+        }
+        if (strcmp(plain_ca_files[slot], ca_file) == 0) {
+            return slot;
+        }
+    }
+    return -1;
+}
 
 static int
 plain_tag_index(const mw_request *request)
@@ -2175,7 +2212,7 @@ plain_tag_index(const mw_request *request)
 static int
 is_plain_request(const mw_request *request)
 {
-    if (request->ca_file != NULL || request->proxy_mode == MW_PROXY_URL
+    if (request->proxy_mode == MW_PROXY_URL
             || request->noproxy != NULL || !request->verify) {
         return 0;
     }
@@ -2195,7 +2232,8 @@ is_plain_setup(CURL *easy)
     if (curl_easy_getinfo(easy, CURLINFO_PRIVATE, &tag) != CURLE_OK) {
         return 0;
     }
-    return tag >= &plain_setup_tags[0] && tag <= &plain_setup_tags[3];
+    return tag >= &plain_setup_tags[0][0]
+           && tag <= &plain_setup_tags[PLAIN_CA_SLOTS - 1][PLAIN_BITS - 1];
 }
 
 /* Set the options that are the same for every request. */
@@ -2242,8 +2280,12 @@ int
 mw_transfer_setup(CURL *easy, mw_request *request, mw_transfer *transfer,
                   char *error_buffer, Py_ssize_t max_response_size)
 {
-    int plain = is_plain_request(request);
-    int reuse = plain && is_plain_setup(easy);
+    const char *ca_file = request->ca_file == NULL
+        ? NULL : PyBytes_AS_STRING(request->ca_file);
+    int ca_slot = -1;
+    int plain = is_plain_request(request)
+                && (ca_slot = plain_ca_slot(ca_file)) >= 0;
+    int reuse = 0;
     int index = plain_tag_index(request);
     /* The PLAIN_* bits of the handle's last request, or -1 when the
      * handle has libcurl's defaults. */
@@ -2267,9 +2309,16 @@ mw_transfer_setup(CURL *easy, mw_request *request, mw_transfer *transfer,
     transfer->last_activity_ms = monotonic_ms();
     error_buffer[0] = '\0';
 
-    if (reuse) {
+    if (plain && is_plain_setup(easy)) {
         curl_easy_getinfo(easy, CURLINFO_PRIVATE, &previous_tag);
-        previous = (int)(previous_tag - plain_setup_tags);
+        /* A handle set up for another CA bundle is reset instead, which
+         * restores libcurl's default bundle and directory. */
+        reuse = (previous_tag - &plain_setup_tags[0][0]) / PLAIN_BITS
+                == ca_slot;
+    }
+    if (reuse) {
+        previous = (int)((previous_tag - &plain_setup_tags[0][0])
+                         % PLAIN_BITS);
     }
     else {
         if (is_plain_setup(easy)) {
@@ -2283,7 +2332,8 @@ mw_transfer_setup(CURL *easy, mw_request *request, mw_transfer *transfer,
     }
     /* The tag goes first, so that a failure below leaves a handle that
      * mw_transfer_detach resets. */
-    SETOPT(CURLOPT_PRIVATE, plain ? &plain_setup_tags[index] : (char *)NULL);
+    SETOPT(CURLOPT_PRIVATE,
+           plain ? &plain_setup_tags[ca_slot][index] : (char *)NULL);
     SETOPT(CURLOPT_ERRORBUFFER, error_buffer);
     SETOPT(CURLOPT_URL, request->url_utf8);
     if (set_method(easy, request, transfer) < 0) {
@@ -2296,9 +2346,9 @@ mw_transfer_setup(CURL *easy, mw_request *request, mw_transfer *transfer,
         SETOPT(CURLOPT_SSL_VERIFYPEER, 0L);
         SETOPT(CURLOPT_SSL_VERIFYHOST, 0L);
     }
-    else if (request->ca_file != NULL) {
+    else if (ca_file != NULL && !reuse) {
         /* Only this bundle: drop the default CA directory as well. */
-        SETOPT(CURLOPT_CAINFO, PyBytes_AS_STRING(request->ca_file));
+        SETOPT(CURLOPT_CAINFO, ca_file);
         SETOPT(CURLOPT_CAPATH, (char *)NULL);
     }
     if (previous < 0

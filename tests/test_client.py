@@ -676,6 +676,35 @@ def test_verify_matrix(https_server, certificates):
     assert reused.new_connections == 0
 
 
+def test_verify_alternating(https_server, certificates, tmp_path):
+    # A pooled handle keeps its options between plain requests, the CA
+    # bundle included, so every change of bundle must take effect.
+    other = servers.make_certificates(tmp_path / 'other')
+    copies = []
+    for number in range(6):
+        copy = tmp_path / f'ca-copy-{number}.pem'
+        copy.write_bytes(Path(certificates['ca']).read_bytes())
+        copies.append(str(copy))
+    ca = str(certificates['ca'])
+    steps = [(ca, None), (True, 60), (ca, None), (str(other['ca']), 60),
+             (ca, None), (str(tmp_path / 'missing.pem'), 77), (ca, None),
+             (False, None), (True, 60), *[(copy, None) for copy in copies],
+             (True, 60), (ca, None)]
+    url = https_server.url()
+    with _mwcomms.Client() as client:
+        for number, (verify, code) in enumerate(steps):
+            for method, body in (('GET', None), ('POST', b'x=1')):
+                if code is None:
+                    response = client.request(method, url, body=body,
+                                              verify=verify)
+                    assert response.status == 200, (number, method)
+                else:
+                    with pytest.raises(_mwcomms.SSLError) as info:
+                        client.request(method, url, body=body,
+                                       verify=verify)
+                    assert info.value.curl_code == code, (number, method)
+
+
 def test_verify_pathlike(https_server, certificates):
     with _mwcomms.Client() as client:
         response = client.request('GET', https_server.url(),
