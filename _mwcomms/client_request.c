@@ -2175,7 +2175,7 @@ static char plain_setup_tags[PLAIN_CA_SLOTS][PLAIN_BITS];
  * with the GIL held. */
 static char *plain_ca_files[PLAIN_CA_SLOTS];
 
-/* Return the slot of ca_file (0 for NULL), or -1 when every slot holds
+/* Return the slot of ca_file (0 for NULL), or -1 when every slot has
  * another path or memory runs out: the request is then not plain. */
 static int
 plain_ca_slot(const char *ca_file)
