@@ -150,10 +150,15 @@ prepare_item(PyObject *client, batch_item *item, PyObject *entry,
     if (unpack_item(entry, fields) < 0) {
         return -1;
     }
+    /* The fields of a dict are borrowed, and parsing can run Python code
+     * (the items() of a headers object) that changes the dict. */
+    for (int i = 1; i < 5; i++) {
+        Py_INCREF(fields[i]);
+    }
     method = fields[0] != NULL ? Py_NewRef(fields[0])
                                : PyUnicode_FromString("GET");
     if (method == NULL) {
-        return -1;
+        goto done;
     }
     if (mw_request_parse(&item->request, method, fields[1], fields[2],
                          fields[3], options->timeout, options->verify,
@@ -210,7 +215,10 @@ prepare_item(PyObject *client, batch_item *item, PyObject *entry,
     item->ready = 1;
     result = 0;
 done:
-    Py_DECREF(method);
+    Py_XDECREF(method);
+    for (int i = 1; i < 5; i++) {
+        Py_DECREF(fields[i]);
+    }
     return result;
 }
 
@@ -509,8 +517,17 @@ mw_request_many(PyObject *client, PyObject *args, PyObject *kwargs)
         PyErr_SetString(PyExc_ValueError, "Client is closed");
         return NULL;
     }
-    sequence = PySequence_Fast(requests,
-                               "requests must be an iterable of requests");
+    /* Copy a list, because parsing an item can run Python code (the
+     * items() of a headers object) that changes the caller's list, and
+     * the batch reads its first count items by index. */
+    if (PyList_Check(requests)) {
+        sequence = PyList_AsTuple(requests);
+    }
+    else {
+        sequence = PySequence_Fast(requests,
+                                   "requests must be an iterable of "
+                                   "requests");
+    }
     if (sequence == NULL) {
         return NULL;
     }
