@@ -467,31 +467,50 @@ fail_unstarted_items(PyObject *client, batch_state *state)
 }
 
 /* Check, sign and set up the next items, up to max_concurrency of them
- * waiting to start.  An item's own error becomes its result. */
-static void
+ * waiting to start.  An item's own error becomes its result.  An error
+ * that is not an Exception, such as a KeyboardInterrupt or SystemExit
+ * raised by the items() of a headers object, ends the whole batch, so
+ * return -1 with it set. */
+static int
 set_up_items(PyObject *client, batch_state *state, PyObject *sequence,
              batch_options *options)
 {
     while (state->next_setup < state->count
            && state->next_setup - state->next_add < state->max_concurrency) {
         batch_item *item = &state->items[state->next_setup];
+        PyObject *type = NULL;
+        PyObject *value = NULL;
+        PyObject *traceback = NULL;
+        int fatal;
 
         memset(item, 0, sizeof(*item));
+        state->next_setup++;
         if (prepare_item(client, item,
                          PySequence_Fast_GET_ITEM(sequence,
-                                                  state->next_setup),
-                         options) < 0) {
-            store_exception(item);
-            item->ready = 0;
-            if (item->easy != NULL) {
-                mw_client_release(client, item->easy, 0);
-                item->easy = NULL;
-            }
-            mw_transfer_clear(&item->transfer);
-            mw_request_clear(&item->request);
+                                                  state->next_setup - 1),
+                         options) == 0) {
+            continue;
         }
-        state->next_setup++;
+        fatal = !PyErr_ExceptionMatches(PyExc_Exception);
+        if (fatal) {
+            PyErr_Fetch(&type, &value, &traceback);
+        }
+        else {
+            store_exception(item);
+        }
+        item->ready = 0;
+        if (item->easy != NULL) {
+            mw_client_release(client, item->easy, 0);
+            item->easy = NULL;
+        }
+        mw_transfer_clear(&item->transfer);
+        mw_request_clear(&item->request);
+        if (fatal) {
+            PyErr_Restore(type, value, traceback);
+            return -1;
+        }
     }
+    return 0;
 }
 
 PyObject *
@@ -562,7 +581,9 @@ mw_request_many(PyObject *client, PyObject *args, PyObject *kwargs)
         if (state.next_add == count && state.active == 0) {
             break;
         }
-        set_up_items(client, &state, sequence, &options);
+        if (set_up_items(client, &state, sequence, &options) < 0) {
+            goto done;
+        }
         Py_BEGIN_ALLOW_THREADS
         ran = run_batch(multi, &state);
         Py_END_ALLOW_THREADS

@@ -161,3 +161,35 @@ def test_many_options_not_kept(client, http_server, forward_proxy):
     for _ in range(4):
         assert client.request('GET', url).status == 200
     assert len(forward_proxy.seen()) == seen
+
+
+@pytest.mark.parametrize('error', [KeyboardInterrupt, SystemExit])
+def test_many_interrupt_in_setup(client, http_server, error):
+    # An exception that is not an Exception ends the batch instead of
+    # becoming one item's result.
+    url = http_server.url('/echo')
+
+    class Headers:
+        def items(self):
+            raise error
+
+    batch = [('GET', url), ('GET', url), ('GET', url, Headers()),
+             ('GET', url)]
+    with pytest.raises(error):
+        client.request_many(batch, max_concurrency=4)
+    stats = client.stats
+    assert stats['idle'] == stats['handles']
+    results = client.request_many([('GET', url)] * 3)
+    assert [r.status for r in results] == [200, 200, 200]
+
+
+def test_many_value_error_in_setup(client, http_server):
+    url = http_server.url('/echo')
+
+    class Headers:
+        def items(self):
+            raise ValueError('bad headers')
+
+    results = client.request_many([('GET', url, Headers()), ('GET', url)])
+    assert isinstance(results[0], ValueError)
+    assert results[1].status == 200
