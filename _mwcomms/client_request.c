@@ -100,16 +100,14 @@ error:
     return NULL;
 }
 
-/* Whether c may appear in a URL scheme (RFC 3986: a letter, then
- * letters, digits, '+', '-' and '.'). */
+/* Whether c ends the text that mw_redact_url takes for a scheme.  Any
+ * other character may be in it, not only those that RFC 3986 allows,
+ * so that " http:" or "h ttp:" still start an authority: libcurl rejects
+ * such a URL, and the message then shows it. */
 static int
-is_scheme_char(Py_UCS4 c, int first)
+ends_scheme(Py_UCS4 c)
 {
-    if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z')) {
-        return 1;
-    }
-    return !first && ((c >= '0' && c <= '9') || c == '+' || c == '-'
-                      || c == '.');
+    return c == '/' || c == '\\' || c == '?' || c == '#' || c == '@';
 }
 
 static int
@@ -120,9 +118,10 @@ is_slash(Py_UCS4 c)
 
 /* Return url as a str without the user information (user:password@) of
  * its authority, so that it can go into messages.  Works on any string,
- * valid URL or not: the authority starts after the scheme ("name:",
- * only when a '/' or '\\' follows it) and any run of '/' or '\\', and
- * ends at the first '/', '\\', '?' or '#'.  Everything in it up to its
+ * valid URL or not: the authority starts after the scheme and any run of
+ * '/' or '\\', and ends at the first '/', '\\', '?' or '#'.  The scheme
+ * is the text before the first '/', '\\', '?', '#' or '@' when that text
+ * ends with ':' and a '/' or '\\' follows it.  Everything in it up to its
  * last '@' is dropped, so "user:///pw@host", "user:pw@host" and
  * "//user:pw@host" lose the password too.
  * NOTE: a password with an unencoded '/', '?' or '#' ends the authority
@@ -139,20 +138,16 @@ mw_redact_url(PyObject *url)
     PyObject *result = NULL;
 
     for (i = 0; i < length; i++) {
-        Py_UCS4 c = PyUnicode_READ_CHAR(url, i);
-
-        if (c == ':' && i > 0) {
-            start = i + 1;
-            break;
-        }
-        if (!is_scheme_char(c, i == 0)) {
+        if (ends_scheme(PyUnicode_READ_CHAR(url, i))) {
             break;
         }
     }
-    if (start < length && !is_slash(PyUnicode_READ_CHAR(url, start))) {
-        /* "name:" without a slash after it may be "user:" rather than a
-         * scheme, so the authority starts at the beginning. */
-        start = 0;
+    /* Text that does not end in ':' with a slash after it may be "user:"
+     * rather than a scheme, so the authority then starts at the
+     * beginning. */
+    if (i > 0 && i < length && is_slash(PyUnicode_READ_CHAR(url, i))
+            && PyUnicode_READ_CHAR(url, i - 1) == ':') {
+        start = i;
     }
     while (start < length && is_slash(PyUnicode_READ_CHAR(url, start))) {
         start++;

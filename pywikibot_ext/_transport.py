@@ -525,8 +525,11 @@ def _extra_cookie_header(cookies, url: str) -> str | None:
     return req.unredirected_hdrs.get('Cookie')
 
 
-# A URL's scheme and the slashes after it; see _redact_url.
-_SCHEME_AND_SLASHES = re.compile(r'[A-Za-z][A-Za-z0-9+.-]*:(?=[/\\])')
+# A URL's scheme and the slashes after it; see _redact_url.  As in
+# mw_redact_url, the scheme may contain any character but the ones that
+# end it, so that a malformed one such as " http:" still starts an
+# authority.
+_SCHEME_AND_SLASHES = re.compile(r'[^/\\?#@]*:(?=[/\\])')
 _AUTHORITY = re.compile(r'[/\\]*([^/\\?#]*)')
 
 
@@ -534,9 +537,10 @@ def _redact_url(url: str) -> str:
     """Return *url* without user info, which may hold a password.
 
     The same rule as ``mw_redact_url`` in C, for any string, valid URL or
-    not: the authority starts after the scheme (only when a slash follows
-    it) and any slashes, ends at the first ``/``, ``\\``, ``?`` or ``#``,
-    and loses everything up to its last ``@``.
+    not: the authority starts after the scheme (the text before the first
+    ``/``, ``\\``, ``?``, ``#`` or ``@``, when it ends with ``:`` and a
+    slash follows) and any slashes, ends at the first ``/``, ``\\``, ``?``
+    or ``#``, and loses everything up to its last ``@``.
     """
     scheme = _SCHEME_AND_SLASHES.match(url)
     start = scheme.end() if scheme else 0
