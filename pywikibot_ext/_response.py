@@ -60,13 +60,19 @@ def send_header_map(pairs) -> Headers:
 
     As in requests, names and values may be str or bytes (bytes values
     are sent as they are), and of names that differ only in case the
-    last one counts.  Raises requests' InvalidHeader for any other type;
-    the message names the header but never shows its value.
+    last one counts.  A None value removes the header, because
+    requests.Session drops None values when it merges headers.  Raises
+    requests' InvalidHeader for any other type; the message names the
+    header but never shows its value.
     """
     headers = Headers.__new__(Headers)
     headers._store = store = {}
     for name, value in pairs:
         if type(name) is not str or type(value) is not str:
+            if value is None:
+                name, _ = _native_header(name, '')
+                store.pop(name.lower(), None)
+                continue
             name, value = _native_header(name, value)
         store[name.lower()] = (name, value)
     return headers
