@@ -282,3 +282,33 @@ def test_client_two_signers_interleaved(client, http_server):
             assert_signed_like_oauthlib(signature_method, 'POST', url,
                                         body + str(round_number),
                                         sent['authorization'])
+
+
+def test_client_threads_one_signer(http_server):
+    # Four threads share a client and a signer; every request is signed
+    # with the GIL held, so each signature must still verify.
+    signer = make_signer('HMAC-SHA1')
+    base = http_server.url('/echo')
+    failures = []
+
+    def run(key):
+        for round_number in range(25):
+            body = f'action=edit&k={key}&text=' + 'i' * (round_number * 37)
+            response = shared.request('POST', base,
+                                      {'Content-Type': FORM_TYPE}, body,
+                                      auth=signer)
+            sent = sent_headers(response)
+            try:
+                assert_signed_like_oauthlib('HMAC-SHA1', 'POST', base, body,
+                                            sent['authorization'])
+            except AssertionError:
+                failures.append((key, round_number))
+
+    with _mwcomms.Client() as shared:
+        threads = [threading.Thread(target=run, args=(key,))
+                   for key in range(4)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(120)
+    assert failures == []
