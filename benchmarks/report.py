@@ -86,11 +86,20 @@ def _ratio(row: dict, key: str) -> str:
     return f'{row[key]:.2f}' if key in row else '-'
 
 
+def _spread(row: dict, key: str, digits: int) -> str:
+    """Return the median, and the min-max range when there were runs."""
+    text = f'{row[key]:,.{digits}f}'
+    if row['runs'] > 1:
+        text += (f" ({row[key + '_min']:,.{digits}f}-"
+                 f"{row[key + '_max']:,.{digits}f})")
+    return text
+
+
 def scenario_table(rows: list, title: str) -> list:
     lines = [f'### {title}', '',
              '| client | req/s median (min-max) | CPU us/req median '
-             '(min-max) | peak RSS MiB | req/s / raw | CPU / raw | '
-             'req/s / stock | CPU / stock |',
+             '(min-max) | peak RSS MiB | req/s / raw (higher is faster) | '
+             'CPU / raw (lower is cheaper) | req/s / stock | CPU / stock |',
              '|---|---:|---:|---:|---:|---:|---:|---:|']
     for row in rows:
         if 'error' in row:
@@ -102,10 +111,8 @@ def scenario_table(rows: list, title: str) -> list:
                          '| | | | | | |')
             continue
         lines.append(
-            f"| {row['label']} | {row['rate']:,.0f} "
-            f"({row['rate_min']:,.0f}-{row['rate_max']:,.0f}) | "
-            f"{row['cpu_us']:,.1f} ({row['cpu_us_min']:,.1f}-"
-            f"{row['cpu_us_max']:,.1f}) | {row['maxrss_mib']:.1f} | "
+            f"| {row['label']} | {_spread(row, 'rate', 0)} | "
+            f"{_spread(row, 'cpu_us', 1)} | {row['maxrss_mib']:.1f} | "
             f"{_ratio(row, 'rate_vs_raw')} | {_ratio(row, 'cpu_vs_raw')} | "
             f"{_ratio(row, 'rate_vs_stock')} | "
             f"{_ratio(row, 'cpu_vs_stock')} |")
@@ -194,7 +201,7 @@ def wiki_lines(wiki: dict) -> list:
         f"{bot['rounds']} runs per transport in shuffled order.  CPU is "
         'the bot process; wall time is mostly PHP.', '',
         '| step | mwcomms wall ms | stock wall ms | mwcomms CPU ms | '
-        'stock CPU ms | stock / mwcomms CPU |',
+        'stock CPU ms | stock / mwcomms CPU (higher: mwcomms cheaper) |',
         '|---|---:|---:|---:|---:|---:|']
     for step, values in bot['steps'].items():
         mw, stock = values['mwcomms'], values['stock']
@@ -213,6 +220,11 @@ def wiki_lines(wiki: dict) -> list:
         for row in preload['results']:
             lines.append(f"| {row['concurrency']} | {row['wall']:.3f} | "
                          f"{row['speedup']:.2f} |")
+        lines += ['', 'Speed-up is the wall time at concurrency 1 divided by '
+                  "this row's.  The wiki's PHP workers share the machine's "
+                  'cores with the client, so on a 2-core machine a speed-up '
+                  'near or below 1 means the wiki, not the client, is the '
+                  'limit.']
         lines.append('')
     return lines
 
@@ -257,8 +269,11 @@ def plot(results: dict, scenarios: dict, path: Path) -> None:
             for index, value in enumerate(values):
                 axis.text(value, index, f' {value:.2f}', va='center',
                           fontsize=7)
-    figure.suptitle('mwcomms benchmarks: ratios to raw libcurl (log scale; '
-                    'green = mwcomms)', fontsize=11)
+    title = ('mwcomms benchmarks: ratios to raw libcurl (log scale; '
+             'green = mwcomms)')
+    if results['meta'].get('mode') == 'smoke':
+        title += '\nSMOKE RUN: a check that the suite works, not figures'
+    figure.suptitle(title, fontsize=11)
     figure.tight_layout()
     figure.savefig(path, dpi=90)
     plt.close(figure)
