@@ -87,7 +87,7 @@ def _ratio(row: dict, key: str) -> str:
 
 
 def _spread(row: dict, key: str, digits: int) -> str:
-    """Return the median, and the min-max range when there were runs."""
+    """Return the median, and the min-max range when there were several runs."""
     text = f'{row[key]:,.{digits}f}'
     if row['runs'] > 1:
         text += (f" ({row[key + '_min']:,.{digits}f}-"
