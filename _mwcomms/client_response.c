@@ -182,6 +182,94 @@ error:
     return NULL;
 }
 
+/* Return name in lower case as a new reference: name itself when it has
+ * no ASCII capital letter, which is the usual case.  Header names are
+ * tokens (RFC 9110 section 5.1), so a non-ASCII name can only come from
+ * a broken server; str.lower() handles it as Python would. */
+static PyObject *
+lower_header_name(PyObject *name)
+{
+    const Py_UCS1 *data;
+    Py_ssize_t length = PyUnicode_GET_LENGTH(name);
+    Py_ssize_t first = 0;
+    PyObject *lower;
+    Py_UCS1 *out;
+
+    if (!PyUnicode_IS_ASCII(name)) {
+        return PyObject_CallMethod(name, "lower", NULL);
+    }
+    data = PyUnicode_1BYTE_DATA(name);
+    while (first < length && !(data[first] >= 'A' && data[first] <= 'Z')) {
+        first++;
+    }
+    if (first == length) {
+        return Py_NewRef(name);
+    }
+    lower = PyUnicode_New(length, 127);
+    if (lower == NULL) {
+        return NULL;
+    }
+    out = PyUnicode_1BYTE_DATA(lower);
+    for (Py_ssize_t i = 0; i < length; i++) {
+        Py_UCS1 c = data[i];
+
+        out[i] = (c >= 'A' && c <= 'Z') ? (Py_UCS1)(c + ('a' - 'A')) : c;
+    }
+    return lower;
+}
+
+/* Return {lower-case name: (name, value)} for the headers, a tuple of
+ * (name, value) str pairs: the layout of the store of requests'
+ * CaseInsensitiveDict.  A repeated name keeps its first spelling and its
+ * values joined with ', ' in received order, as requests joins them. */
+static PyObject *
+Response_header_map(ResponseObject *self, PyObject *Py_UNUSED(ignored))
+{
+    PyObject *map = NULL;
+
+    if (parse_headers(self) < 0) {
+        return NULL;
+    }
+    map = PyDict_New();
+    if (map == NULL) {
+        return NULL;
+    }
+    for (Py_ssize_t i = 0; i < PyTuple_GET_SIZE(self->headers); i++) {
+        PyObject *pair = PyTuple_GET_ITEM(self->headers, i);
+        PyObject *key = lower_header_name(PyTuple_GET_ITEM(pair, 0));
+        PyObject *old;
+        PyObject *joined = NULL;
+        PyObject *entry = NULL;
+        int status;
+
+        if (key == NULL) {
+            goto error;
+        }
+        old = PyDict_GetItemWithError(map, key);
+        if (old == NULL) {
+            status = PyErr_Occurred() ? -1 : PyDict_SetItem(map, key, pair);
+        }
+        else {
+            joined = PyUnicode_FromFormat("%U, %U", PyTuple_GET_ITEM(old, 1),
+                                          PyTuple_GET_ITEM(pair, 1));
+            if (joined != NULL) {
+                entry = PyTuple_Pack(2, PyTuple_GET_ITEM(old, 0), joined);
+            }
+            status = entry == NULL ? -1 : PyDict_SetItem(map, key, entry);
+        }
+        Py_XDECREF(entry);
+        Py_XDECREF(joined);
+        Py_DECREF(key);
+        if (status < 0) {
+            goto error;
+        }
+    }
+    return map;
+error:
+    Py_DECREF(map);
+    return NULL;
+}
+
 static PyObject *
 Response_get_all(ResponseObject *self, PyObject *name)
 {
@@ -229,6 +317,11 @@ static PyMethodDef Response_methods[] = {
      PyDoc_STR("get_all(name)\n--\n\n"
                "Return the list of values of the headers named name (any\n"
                "case), in received order.")},
+    {"header_map", (PyCFunction)Response_header_map, METH_NOARGS,
+     PyDoc_STR("header_map()\n--\n\n"
+               "Return a new dict {lower-case name: (name, value)}: the\n"
+               "values of a repeated name joined with ', ' in received\n"
+               "order, under its first spelling.")},
     {NULL}
 };
 

@@ -138,7 +138,10 @@ class Response(requests.Response):
         self._cookies = None
         self._result = result
         self.status_code = result.status
-        self.headers = make_headers(result.headers)
+        # The C result builds the store that make_headers would.
+        headers = Headers.__new__(Headers)
+        headers._store = result.header_map()
+        self.headers = headers
         self.raw = None
         self.url = result.url
         self.encoding = None

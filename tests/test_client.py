@@ -796,3 +796,46 @@ def test_memory_flat(http_server):
             tracemalloc.stop()
     # A leak of 50 bytes per request would add 100 000 bytes.
     assert after - before < 100_000
+
+
+def test_header_map_matches_python(client, http_server):
+    from pywikibot_ext._response import make_headers
+    response = client.request('GET', http_server.url('/echo'))
+    assert response.header_map() == make_headers(response.headers)._store
+
+
+
+def serve_once(head: bytes) -> tuple[str, threading.Thread]:
+    """Answer one request on a new port with head and an empty body."""
+    import socket
+    listener = socket.socket()
+    listener.bind(('127.0.0.1', 0))
+    listener.listen(1)
+    listener.settimeout(10)
+
+    def answer():
+        with listener:
+            connection, _ = listener.accept()
+            with connection:
+                connection.settimeout(10)
+                connection.recv(65536)
+                connection.sendall(head)
+
+    thread = threading.Thread(target=answer, daemon=True)
+    thread.start()
+    return f'http://127.0.0.1:{listener.getsockname()[1]}/', thread
+
+
+def test_header_map_joins_repeats(client):
+    url, thread = serve_once(
+        b'HTTP/1.1 200 OK\r\nX-Dup: one\r\nContent-Type: text/plain\r\n'
+        b'x-DUP: two\r\nX-\xc4rger: caf\xe9\r\nX-Dup: three\r\n'
+        b'Content-Length: 0\r\nConnection: close\r\n\r\n')
+    response = client.request('GET', url)
+    thread.join(10)
+    mapping = response.header_map()
+    assert mapping['x-dup'] == ('X-Dup', 'one, two, three')
+    assert mapping['content-type'] == ('Content-Type', 'text/plain')
+    assert mapping['x-\xe4rger'] == ('X-\xc4rger', 'caf\xe9')
+    assert sorted(mapping) == sorted(
+        {name.lower() for name, _ in response.headers})
