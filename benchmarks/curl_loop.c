@@ -28,6 +28,8 @@
 #include <sys/resource.h>
 #include <time.h>
 
+#include "bench_measure.h"
+
 /* Body of the current request: kept with -k, only counted without. */
 typedef struct {
     CURL *curl;
@@ -71,52 +73,6 @@ receive(char *data, size_t size, size_t nmemb, void *userdata)
     memcpy(body->data + body->length, data, length);
     body->length += length;
     return length;
-}
-
-static double
-wall_seconds(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec + ts.tv_nsec / 1e9;
-}
-
-static double
-cpu_seconds(void)
-{
-    struct rusage usage;
-
-    getrusage(RUSAGE_SELF, &usage);
-    return usage.ru_utime.tv_sec + usage.ru_utime.tv_usec / 1e6
-           + usage.ru_stime.tv_sec + usage.ru_stime.tv_usec / 1e6;
-}
-
-/*
- * Return the peak resident set size in KiB: VmHWM from /proc/self/status,
- * because Linux carries ru_maxrss over exec() from the parent process.
- */
-static long
-peak_rss_kib(void)
-{
-    char line[256];
-    long peak = -1;
-    FILE *status = fopen("/proc/self/status", "r");
-
-    if (status == NULL) {
-        struct rusage usage;
-
-        getrusage(RUSAGE_SELF, &usage);
-        return usage.ru_maxrss;
-    }
-    while (fgets(line, sizeof(line), status) != NULL) {
-        if (strncmp(line, "VmHWM:", 6) == 0) {
-            peak = strtol(line + 6, NULL, 10);
-            break;
-        }
-    }
-    fclose(status);
-    return peak;
 }
 
 /* Send one request; return 0, or 1 after printing what was wrong. */

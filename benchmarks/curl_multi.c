@@ -24,6 +24,8 @@
 #include <sys/resource.h>
 #include <time.h>
 
+#include "bench_measure.h"
+
 static size_t
 count_bytes(char *data, size_t size, size_t nmemb, void *userdata)
 {
@@ -32,52 +34,6 @@ count_bytes(char *data, size_t size, size_t nmemb, void *userdata)
     (void)data;
     *length += size * nmemb;
     return size * nmemb;
-}
-
-static double
-now(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec + ts.tv_nsec / 1e9;
-}
-
-static double
-cpu_seconds(void)
-{
-    struct rusage usage;
-
-    getrusage(RUSAGE_SELF, &usage);
-    return usage.ru_utime.tv_sec + usage.ru_utime.tv_usec / 1e6
-           + usage.ru_stime.tv_sec + usage.ru_stime.tv_usec / 1e6;
-}
-
-/*
- * Return the peak resident set size in KiB: VmHWM from /proc/self/status,
- * because Linux carries ru_maxrss over exec() from the parent process.
- */
-static long
-peak_rss_kib(void)
-{
-    char line[256];
-    long peak = -1;
-    FILE *status = fopen("/proc/self/status", "r");
-
-    if (status == NULL) {
-        struct rusage usage;
-
-        getrusage(RUSAGE_SELF, &usage);
-        return usage.ru_maxrss;
-    }
-    while (fgets(line, sizeof(line), status) != NULL) {
-        if (strncmp(line, "VmHWM:", 6) == 0) {
-            peak = strtol(line + 6, NULL, 10);
-            break;
-        }
-    }
-    fclose(status);
-    return peak;
 }
 
 /* Check one finished transfer; return 0, or 1 after printing why not. */
@@ -149,7 +105,7 @@ run_phase(CURLM *multi, CURL **handles, size_t *lengths, long concurrency,
             done++;
             in_flight--;
             curl_multi_remove_handle(multi, handles[slot]);
-            if (started < total && (deadline == 0 || now() < deadline)) {
+            if (started < total && (deadline == 0 || wall_seconds() < deadline)) {
                 lengths[slot] = 0;
                 curl_multi_add_handle(multi, handles[slot]);
                 started++;
@@ -238,7 +194,7 @@ main(int argc, char **argv)
                                 0, expected_length, &connections) < 0) {
         goto done;
     }
-    wall = now();
+    wall = wall_seconds();
     cpu = cpu_seconds();
     done = run_phase(multi, handles, lengths, concurrency, total,
                      seconds > 0 ? wall + seconds : 0, expected_length,
@@ -246,7 +202,7 @@ main(int argc, char **argv)
     if (done < 0) {
         goto done;
     }
-    wall = now() - wall;
+    wall = wall_seconds() - wall;
     cpu = cpu_seconds() - cpu;
     printf("%.6f %.6f %ld %ld %ld\n", wall, cpu, done, connections,
            peak_rss_kib());
