@@ -32,6 +32,22 @@ def https_server(certificates):
 
 
 @pytest.fixture
+def raw_servers():
+    """Start servers.RawServer instances with the given handlers; stop
+    them after the test."""
+    started = []
+
+    def start(handler):
+        server = servers.RawServer(handler)
+        started.append(server)
+        return server
+
+    yield start
+    for server in started:
+        server.stop()
+
+
+@pytest.fixture
 def closed_port():
     return servers.closed_port()
 

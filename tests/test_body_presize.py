@@ -14,7 +14,7 @@ import tracemalloc
 import pytest
 
 import _mwcomms
-from servers import COMPRESSIBLE, RawServer, read_raw_request
+from servers import COMPRESSIBLE, read_raw_request
 
 MIB = 1024 * 1024
 
@@ -23,20 +23,6 @@ MIB = 1024 * 1024
 def client():
     with _mwcomms.Client() as instance:
         yield instance
-
-
-@pytest.fixture
-def raw_servers():
-    started = []
-
-    def start(handler):
-        server = RawServer(handler)
-        started.append(server)
-        return server
-
-    yield start
-    for server in started:
-        server.stop()
 
 
 def replying(head: bytes, body: bytes, close: bool = True):

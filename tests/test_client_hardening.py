@@ -16,7 +16,7 @@ import urllib.parse
 import pytest
 
 import _mwcomms
-from servers import RawServer, raw_reply, read_raw_request
+from servers import raw_reply, read_raw_request
 
 FORM = {'Content-Type': 'application/x-www-form-urlencoded'}
 
@@ -25,20 +25,6 @@ FORM = {'Content-Type': 'application/x-www-form-urlencoded'}
 def client():
     with _mwcomms.Client() as instance:
         yield instance
-
-
-@pytest.fixture
-def raw_servers():
-    started = []
-
-    def start(handler):
-        server = RawServer(handler)
-        started.append(server)
-        return server
-
-    yield start
-    for server in started:
-        server.stop()
 
 
 def request_line(head: bytes) -> bytes:
