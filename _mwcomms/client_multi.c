@@ -437,11 +437,11 @@ collect_finished(PyObject *client, batch_state *state)
 
 /* Set "Client is closed" as the result of an item that was not started,
  * and give back its easy handle if it has one. */
+/* Take an item out of the batch: its handle goes back to the pool
+ * without its connection, and its request and transfer are freed. */
 static void
-fail_closed_item(PyObject *client, batch_item *item)
+drop_item(PyObject *client, batch_item *item)
 {
-    PyErr_SetString(PyExc_ValueError, "Client is closed");
-    store_exception(item);
     item->ready = 0;
     if (item->easy != NULL) {
         mw_client_release(client, item->easy, 0);
@@ -449,6 +449,14 @@ fail_closed_item(PyObject *client, batch_item *item)
     }
     mw_transfer_clear(&item->transfer);
     mw_request_clear(&item->request);
+}
+
+static void
+fail_closed_item(PyObject *client, batch_item *item)
+{
+    PyErr_SetString(PyExc_ValueError, "Client is closed");
+    store_exception(item);
+    drop_item(client, item);
 }
 
 /* After close(): fail every item that has not started.  Items on the
@@ -498,13 +506,7 @@ set_up_items(PyObject *client, batch_state *state, PyObject *sequence,
         else {
             store_exception(item);
         }
-        item->ready = 0;
-        if (item->easy != NULL) {
-            mw_client_release(client, item->easy, 0);
-            item->easy = NULL;
-        }
-        mw_transfer_clear(&item->transfer);
-        mw_request_clear(&item->request);
+        drop_item(client, item);
         if (fatal) {
             PyErr_Restore(type, value, traceback);
             return -1;
