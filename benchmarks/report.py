@@ -18,7 +18,9 @@ def describe_meta(meta: dict) -> str:
             f"{found['requests']}, requests_oauthlib "
             f"{found['requests_oauthlib']}, oauthlib {found['oauthlib']}, "
             f"httpx {found['httpx']}, pycurl {found['pycurl']}; "
-            f"{meta['repetitions']} repetitions of {meta['seconds']} s loops")
+            f"{meta['repetitions']} "
+            f"{'repetition' if meta['repetitions'] == 1 else 'repetitions'} "
+            f"of {meta['seconds']} s loops")
 
 
 def describe_run(record: dict) -> str:
