@@ -538,13 +538,13 @@ mw_on_main_thread(void)
  * body is read from Python code between the steps of libcurl.  Set
  * *reusable when the transfer completed. */
 static int
-perform_streamed(CURL *easy, mw_request *request, mw_transfer *transfer,
-                 CURLcode *code, int *reusable)
+perform_streamed(PyObject *client, CURL *easy, mw_request *request,
+                 mw_transfer *transfer, CURLcode *code, int *reusable)
 {
     mw_single single;
     int result;
 
-    if (mw_single_start(&single, easy, request, transfer) < 0) {
+    if (mw_single_start(&single, client, easy, request, transfer) < 0) {
         return -1;
     }
     result = mw_single_run(&single, 0);
@@ -877,8 +877,8 @@ Client_request(ClientObject *self, PyObject *const *args, Py_ssize_t nargs,
 
     if (request.body_kind == MW_BODY_STREAM) {
         transfer.check_signals = 0;  /* the driver checks them itself */
-        if (perform_streamed(easy, &request, &transfer, &code, &reusable)
-                < 0) {
+        if (perform_streamed((PyObject *)self, easy, &request, &transfer,
+                             &code, &reusable) < 0) {
             goto done;
         }
     }

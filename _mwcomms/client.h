@@ -189,11 +189,15 @@ int mw_parse_header_block(const char *data, size_t length,
 PyObject *mw_find_header_values(PyObject *headers, PyObject *name);
 const char *mw_http_version_name(long version);
 
-/* client_stream.c: run one transfer on a multi handle of its own, so
- * that Python code can drain the body and feed a streamed upload
- * between the steps of libcurl. */
+/* client_stream.c: run one transfer on a multi handle, so that Python
+ * code can drain the body and feed a streamed upload between the steps
+ * of libcurl.  The multi handle is the client's kept one when no other
+ * transfer holds it (see mw_client_acquire_multi), so that a stream
+ * after another reuses its connection. */
 typedef struct {
     CURLM *multi;
+    PyObject *client;            /* borrowed: the caller keeps it alive */
+    int multi_kept;
     CURL *easy;
     mw_request *request;
     mw_transfer *transfer;
@@ -203,8 +207,8 @@ typedef struct {
 
 extern PyTypeObject mw_StreamResponseType;
 extern PyTypeObject mw_ChunkIteratorType;
-int mw_single_start(mw_single *single, CURL *easy, mw_request *request,
-                    mw_transfer *transfer);
+int mw_single_start(mw_single *single, PyObject *client, CURL *easy,
+                    mw_request *request, mw_transfer *transfer);
 int mw_single_run(mw_single *single, int until_headers);
 void mw_single_finish(mw_single *single);
 PyObject *mw_stream_open(PyObject *client, PyObject *args, PyObject *kwargs);

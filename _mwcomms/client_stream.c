@@ -3,8 +3,10 @@
  * StreamResponse, the result of Client.stream().
  *
  * curl_easy_perform runs a transfer to its end, so Python code cannot
- * run in between.  The driver instead steps a multi handle of its own
- * with the GIL released, and between the steps, with the GIL held, it
+ * run in between.  The driver instead steps a multi handle (the
+ * client's kept one when no other transfer holds it, so that one stream
+ * after another reuses its connection) with the GIL released, and
+ * between the steps, with the GIL held, it
  * reads the next piece of a streamed upload from Python and lets Python
  * drain the downloaded body.  The libcurl callbacks never call Python:
  * they pause the transfer (CURL_READFUNC_PAUSE, CURL_WRITEFUNC_PAUSE)
@@ -39,8 +41,8 @@ monotonic_ms(void)
 }
 
 int
-mw_single_start(mw_single *single, CURL *easy, mw_request *request,
-                mw_transfer *transfer)
+mw_single_start(mw_single *single, PyObject *client, CURL *easy,
+                mw_request *request, mw_transfer *transfer)
 {
     CURLMcode code;
 
@@ -49,24 +51,26 @@ mw_single_start(mw_single *single, CURL *easy, mw_request *request,
     single->request = request;
     single->transfer = transfer;
     single->result = CURLE_OK;
-    single->multi = curl_multi_init();
+    single->multi = mw_client_acquire_multi(client, &single->multi_kept);
     if (single->multi == NULL) {
-        PyErr_SetString(PyExc_MemoryError, "curl_multi_init failed");
         return -1;
     }
+    single->client = client;
     code = curl_multi_add_handle(single->multi, easy);
     if (code != CURLM_OK) {
         PyErr_Format(mwcomms_Error, "curl_multi_add_handle failed: %s",
                      curl_multi_strerror(code));
-        curl_multi_cleanup(single->multi);
+        mw_client_release_multi(client, single->multi, single->multi_kept);
         single->multi = NULL;
         return -1;
     }
     return 0;
 }
 
-/* Remove the easy handle and free the multi handle.  A transfer that did
- * not complete is aborted and its connection closed.  Idempotent. */
+/* Remove the easy handle and give the multi handle back to the client.
+ * libcurl closes the connection of a transfer removed before it
+ * completed, so a half-read response never reaches the next transfer.
+ * Idempotent. */
 void
 mw_single_finish(mw_single *single)
 {
@@ -75,8 +79,9 @@ mw_single_finish(mw_single *single)
     }
     Py_BEGIN_ALLOW_THREADS
     curl_multi_remove_handle(single->multi, single->easy);
-    curl_multi_cleanup(single->multi);
     Py_END_ALLOW_THREADS
+    mw_client_release_multi(single->client, single->multi,
+                            single->multi_kept);
     single->multi = NULL;
 }
 
@@ -979,7 +984,7 @@ mw_stream_open(PyObject *client, PyObject *args, PyObject *kwargs)
                         "curl_easy_setopt(CURLOPT_HTTPHEADER) failed");
         goto error;
     }
-    if (mw_single_start(&self->single, easy, &self->request,
+    if (mw_single_start(&self->single, client, easy, &self->request,
                         &self->transfer) < 0) {
         self->single.easy = easy;  /* mw_single_start cleared it */
         goto error;

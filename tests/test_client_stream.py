@@ -318,3 +318,33 @@ def test_decompression_bomb_bounded(http_server, encoding):
             with pytest.raises(_mwcomms.TransferError,
                                match='max_response_size'):
                 r.read()
+
+
+def test_stream_reuses_connection(client, http_server):
+    url = http_server.url('/stream?size=100000')
+    for _ in range(3):
+        with client.stream('GET', url) as r:
+            assert r.read() == expected_body(100000)
+    assert client.stats['connects'] == 1
+
+
+def test_stream_closed_early_then_next(client, http_server):
+    size = 3 * MIB
+    url = http_server.url(f'/stream?size={size}')
+    with client.stream('GET', url) as r:
+        assert len(r.read(1000)) == 1000
+    # Most of the first response was never read: the next stream must
+    # not take its connection and read the rest as its own response.
+    with client.stream('GET', url) as r:
+        assert r.read() == expected_body(size)
+    assert client.stats['connects'] == 2
+
+
+def test_stream_beside_request_many(client, http_server):
+    url = http_server.url('/stream?size=50000')
+    with client.stream('GET', url) as r:
+        results = client.request_many([('GET', url), ('GET', url)])
+        assert r.read() == expected_body(50000)
+    assert [result.body for result in results] == [expected_body(50000)] * 2
+    with client.stream('GET', url) as r:
+        assert r.read() == expected_body(50000)
