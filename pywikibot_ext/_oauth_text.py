@@ -38,7 +38,7 @@ _EXPIRED = re.compile(r'Expired timestamp, yours (\S+), ours (\d+)')
 # The whole reason text that OAuthServer::check_timestamp writes, with the
 # integer oauth_timestamp that mwcomms always sends.
 _EXPIRED_EXACT = re.compile(r'Expired timestamp, yours (\d+), ours (\d+)')
-_INDEX_ERROR_BYTES = INDEX_ERROR_CODE.encode('ascii')
+INDEX_ERROR_BYTES = INDEX_ERROR_CODE.encode('ascii')
 
 
 def expired_timestamps(reason: str) -> tuple[int | None, int | None]:
@@ -97,7 +97,7 @@ def rejected_timestamp(body: bytes, api_error: str | None
     if api_error is not None:
         if api_error.strip() != API_ERROR_CODE:
             return None
-    elif _INDEX_ERROR_BYTES not in body:
+    elif INDEX_ERROR_BYTES not in body:
         return None
     try:
         reply = json.loads(body)

@@ -147,7 +147,9 @@ class Response(requests.Response):
         self.encoding = None
         self.history = []
         self.reason = result.reason
-        self.elapsed = datetime.timedelta(seconds=result.elapsed)
+        # Seconds until ``elapsed`` is read: few callers read it, and a
+        # timedelta costs more to build than the rest of this method.
+        self._elapsed = result.elapsed
         self._request = request
         self._sent = sent
         self.connection = None
@@ -164,6 +166,18 @@ class Response(requests.Response):
     def request(self, value) -> None:
         self._request = value
         self._sent = None
+
+    @property
+    def elapsed(self) -> datetime.timedelta:
+        """Time the transfer took, as a timedelta."""
+        value = self._elapsed
+        if not isinstance(value, datetime.timedelta):
+            value = self._elapsed = datetime.timedelta(seconds=value)
+        return value
+
+    @elapsed.setter
+    def elapsed(self, value) -> None:
+        self._elapsed = value
 
     @property
     def ok(self) -> bool:

@@ -25,6 +25,7 @@ import _mwcomms
 
 from pywikibot_ext import _log, options
 from pywikibot_ext._oauth_text import (
+    INDEX_ERROR_BYTES,
     MAX_CLOCK_CORRECTION_S,
     clock_offset,
     rejected_timestamp,
@@ -162,8 +163,13 @@ class Transport:
             response = self._send_once(method, url, send_headers, body,
                                        signer, cookies, timeout, verify,
                                        proxy, stream, progress)
-            if (signer is not None and not clock_corrected
+            # The header and body checks are the cheap first steps of
+            # rejected_timestamp, done here for every signed reply.
+            if (signer is not None and not clock_corrected and not stream
+                    and response.status_code == 200
                     and options.correct_clock_skew
+                    and ('mediawiki-api-error' in response.headers._store
+                         or INDEX_ERROR_BYTES in response._content)
                     and self._correct_rejected_clock(response, signer, url,
                                                      body, body_position)):
                 # The wiki checks the OAuth header in its session provider,

@@ -6,6 +6,7 @@ it received, and compares the two.
 """
 from __future__ import annotations
 
+import datetime
 import http.cookiejar
 import http.server
 import json
@@ -260,6 +261,7 @@ def test_response_pickles(servers, transport):
     assert copy.content == response.content
     assert copy.headers == response.headers
     assert copy.status_code == 200
+    assert copy.elapsed == response.elapsed
 
 
 def test_response_cookies_lists_set_cookie(servers, transport):
@@ -396,3 +398,11 @@ def test_requests_oauthlib_query_signature(servers, transport):
     assert query['oauth_consumer_key'] == [CREDENTIALS[0]]
     assert 'oauth_signature' in query
     assert oauthlib_accepts(data, servers[0])
+
+
+def test_response_elapsed_settable(servers, transport):
+    response = transport.request('GET', servers[0] + '/echo', timeout=10)
+    assert isinstance(response.elapsed, datetime.timedelta)
+    assert response.elapsed is response.elapsed
+    response.elapsed = datetime.timedelta(seconds=3)
+    assert response.elapsed.total_seconds() == 3
