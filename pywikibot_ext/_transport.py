@@ -227,7 +227,9 @@ class Transport:
         cookie_req = None
         if 'Cookie' not in headers:
             cookie_header = None
-            if jar is not None and len(jar):
+            # CookieJar.__len__ walks every cookie of every site; the
+            # emptiness of its store says the same for an empty jar.
+            if jar is not None and getattr(jar, '_cookies', True):
                 cookie_req = cookie_request(url)
                 jar.add_cookie_header(cookie_req)
                 cookie_header = cookie_req.unredirected_hdrs.get('Cookie')

@@ -222,6 +222,16 @@ def test_cookies_stored_and_sent(servers, transport):
     assert echoed.json()['headers']['cookie'] == 'session=s3cr3t; other=1'
 
 
+def test_cookies_cleared_not_sent(servers, transport):
+    transport.request('GET', servers[0] + '/cookie', timeout=10)
+    # Clearing cookie by cookie leaves the jar's per-site dicts behind.
+    for cookie in list(transport.cookie_jar):
+        transport.cookie_jar.clear(cookie.domain, cookie.path, cookie.name)
+    response = transport.request('GET', servers[0] + '/echo', timeout=10)
+    assert len(transport.cookie_jar) == 0
+    assert 'cookie' not in seen(response)['headers']
+
+
 def test_explicit_cookie_header_wins(servers, transport):
     transport.request('GET', servers[0] + '/cookie', timeout=10)
     echoed = transport.request('GET', servers[0] + '/echo', timeout=10,
