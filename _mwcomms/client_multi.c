@@ -435,8 +435,6 @@ collect_finished(PyObject *client, batch_state *state)
     }
 }
 
-/* Set "Client is closed" as the result of an item that was not started,
- * and give back its easy handle if it has one. */
 /* Take an item out of the batch: its handle goes back to the pool
  * without its connection, and its request and transfer are freed. */
 static void
@@ -451,6 +449,8 @@ drop_item(PyObject *client, batch_item *item)
     mw_request_clear(&item->request);
 }
 
+/* Set "Client is closed" as the result of an item that was not started,
+ * and give back its easy handle if it has one. */
 static void
 fail_closed_item(PyObject *client, batch_item *item)
 {
@@ -467,6 +467,9 @@ fail_unstarted_items(PyObject *client, batch_state *state)
     for (Py_ssize_t i = state->next_add; i < state->count; i++) {
         if (i >= state->next_setup) {
             memset(&state->items[i], 0, sizeof(batch_item));
+        }
+        else if (state->items[i].result != NULL) {
+            continue;  /* its setup failed, so it keeps its own error */
         }
         fail_closed_item(client, &state->items[i]);
     }
