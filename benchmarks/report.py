@@ -161,11 +161,33 @@ def markdown(results: dict, scenarios: dict) -> str:
         lines += scenario_table(rows, scenario.title)
         if name in NOTES:
             lines += [NOTES[name], '']
+    lines += stream_lines(results.get('stream'))
     lines += signing_lines(results.get('signing'))
     lines += import_lines(results.get('import'))
     if 'wiki' in results:
         lines += wiki_lines(results['wiki'])
     return '\n'.join(lines)
+
+
+def stream_lines(stream) -> list:
+    if not stream:
+        return []
+    size_mib = stream['bytes'] / 2 ** 20
+    lines = [f'### Streamed download of {size_mib:,.0f} MiB', '',
+             '| client | MiB/s | CPU s per GiB | peak RSS MiB |',
+             '|---|---:|---:|---:|']
+    for row in stream['rows']:
+        if 'error' in row:
+            lines.append(f"| {row['label']} | FAILED: "
+                         f"{_one_line(row['error'])} | | |")
+            continue
+        gib = stream['bytes'] / 2 ** 30
+        cpu = (row['user'] + row['system']) / gib
+        lines.append(f"| {row['label']} | {size_mib / row['wall']:,.0f} | "
+                     f"{cpu:.2f} | {row['maxrss_kib'] / 1024:.1f} |")
+    return lines + ['', 'One download per client, read in 1 MiB pieces and '
+                    'dropped; a peak RSS close to the small-request figures '
+                    'means the body was never held whole.', '']
 
 
 def signing_lines(signing) -> list:
@@ -296,4 +318,7 @@ def failures(results: dict) -> list:
         part = results.get(name)
         if part and 'error' in part:
             found.append(f"{name}: {part['error']}")
+    for row in (results.get('stream') or {}).get('rows', []):
+        if 'error' in row:
+            found.append(f"stream / {row['label']}: {row['error']}")
     return found

@@ -23,6 +23,8 @@ import time
 import urllib.parse
 
 FORM_TYPE = 'application/x-www-form-urlencoded'
+# Size of the pieces a streamed download is read in.
+STREAM_PIECE = 1024 * 1024
 
 
 class CheckFailed(Exception):
@@ -331,6 +333,9 @@ def raw_libcurl(spec: dict) -> dict:
             # Keep each body in a buffer of its Content-Length, with the
             # 128 KiB receive buffer that _mwcomms.Client sets.
             flags += ['-k', '-b', '131072']
+        elif spec['scenario'] == 'stream':
+            # Drop the body as it arrives, as a streamed download does.
+            flags += ['-b', '131072']
         command = [spec['curl_loop'], *flags, spec['url'],
                    str(spec['max_requests'])]
         if spec['body'] is not None:
@@ -395,6 +400,35 @@ def measure_signing(spec: dict) -> dict:
     }
 
 
+def measure_stream(spec: dict) -> dict:
+    """Stream one large body, dropping each piece; check the total size."""
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    start = time.perf_counter()
+    received = 0
+    if spec['client'] == '_mwcomms':
+        import _mwcomms
+        with _mwcomms.Client(cookies=False) as client:
+            with client.stream('GET', spec['url']) as response:
+                status = response.status
+                for piece in response.iter_chunks(STREAM_PIECE):
+                    received += len(piece)
+    else:
+        import requests
+        with requests.Session() as session:
+            with session.get(spec['url'], stream=True,
+                             timeout=60) as response:
+                status = response.status_code
+                for piece in response.iter_content(STREAM_PIECE):
+                    received += len(piece)
+    wall = time.perf_counter() - start
+    end = resource.getrusage(resource.RUSAGE_SELF)
+    if status != 200 or received != spec['expected_length']:
+        fail(spec['client'], status, received, spec['expected_length'])
+    return {'requests': 1, 'sent': 1, 'wall': wall,
+            'user': end.ru_utime - usage.ru_utime,
+            'system': end.ru_stime - usage.ru_stime, 'bytes': received}
+
+
 def run(spec: dict) -> dict:
     """Measure one client in one scenario.
 
@@ -410,6 +444,8 @@ def run(spec: dict) -> dict:
     client = spec['client']
     if spec['scenario'] == 'sign':
         result = measure_signing(spec)
+    elif spec['scenario'] == 'stream' and client != 'raw libcurl':
+        result = measure_stream(spec)
     elif client == 'raw libcurl':
         result = raw_libcurl(spec)
     elif client == '_mwcomms-request_many':

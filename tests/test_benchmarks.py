@@ -21,7 +21,8 @@ from benchmarks import _nginx, suite  # noqa: E402
 
 SETTINGS = suite.Settings(repetitions=1, seconds=0.02, warmup=2,
                           max_requests_scale=0.0005, sign_number=10,
-                          sign_repeat=1, import_runs=1)
+                          sign_repeat=1, import_runs=1,
+                          stream_bytes=4 << 20)
 
 
 @pytest.fixture(scope='module')
@@ -112,3 +113,17 @@ def test_new_connections_invalid(bench):
                                context['sizes'])
     assert suite.connection_problem(lines, 1) is not None
     assert suite.connection_problem(lines[:1], 1) is None
+
+
+def test_streaming_checked(tmp_path):
+    if shutil.which('nginx') is None:
+        pytest.skip('nginx is not installed')
+    result = suite.measure_streaming(SETTINGS, tmp_path,
+                                     suite.build_c_programs(tmp_path), None)
+    assert result['bytes'] == 4 << 20
+    assert [row['client'] for row in result['rows']] == list(
+        suite.STREAM_CLIENTS)
+    for row in result['rows']:
+        assert 'error' not in row, row
+        assert row['requests'] == 1
+        assert row['maxrss_kib'] > 0
