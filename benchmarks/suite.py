@@ -505,6 +505,7 @@ def parse_args(argv):
     parser.add_argument('--no-wiki', action='store_true',
                         help='skip the local MediaWiki scenario')
     args = parser.parse_args(argv)
+
     args.scenarios = [name for name in args.scenarios.split(',') if name]
     unknown = [name for name in args.scenarios if name not in SCENARIOS]
     if unknown:
@@ -528,6 +529,7 @@ def main(argv=None) -> int:
             'seed': args.seed, 'repetitions': settings.repetitions,
             'seconds': settings.seconds, 'versions': versions()}
     print(report.describe_meta(meta), flush=True)
+
     results = {'meta': meta}
     with tempfile.TemporaryDirectory(prefix='mwcomms-bench-') as tmp:
         work = Path(tmp)
@@ -546,6 +548,7 @@ def main(argv=None) -> int:
             from benchmarks import wiki
             results['wiki'] = wiki.run({**settings.wiki, 'seed': args.seed},
                                        work)
+
     meta['duration_s'] = round(time.monotonic() - started, 1)
     results['rows'] = report.aggregate(results['runs'])
     args.out.mkdir(parents=True, exist_ok=True)

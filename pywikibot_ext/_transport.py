@@ -227,8 +227,8 @@ class Transport:
         cookie_req = None
         if 'Cookie' not in headers:
             cookie_header = None
-            # CookieJar.__len__ walks every cookie of every site; the
-            # emptiness of its store says the same for an empty jar.
+            # CookieJar.__len__ walks every cookie of every site, while an
+            # empty store is enough to tell that the jar is empty.
             if jar is not None and getattr(jar, '_cookies', True):
                 cookie_req = cookie_request(url)
                 jar.add_cookie_header(cookie_req)

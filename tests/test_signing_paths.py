@@ -1,9 +1,9 @@
 """Signatures on the paths that avoid work per request, checked with oauthlib.
 
-The signer keeps the HMAC state after the first 64 bytes of the last base
-string and starts from it when the next base string begins alike, and the
-client links the Authorization line into libcurl's header list without
-copying it.  These tests sign sequences with one signer and send signed
+The signer keeps the HMAC state after each of the first blocks of the
+last base string and starts from it when the next base string begins
+alike.  The client links the Authorization line into libcurl's header
+list without copying it.  These tests sign sequences with one signer and send signed
 requests through request(), request_many() and stream(), and recompute
 every signature with oauthlib from the nonce and timestamp that were sent.
 """
