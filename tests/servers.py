@@ -77,6 +77,10 @@ class Handler(http.server.BaseHTTPRequestHandler):
     do_DELETE = do_PATCH = do_OPTIONS = handle_any
 
     def read_body(self) -> bytes:
+        # A chunked body left unread would make the close after the reply
+        # reset the connection while the client still reads the reply.
+        if 'chunked' in self.headers.get('Transfer-Encoding', '').lower():
+            return b''.join(self.iter_body())
         length = int(self.headers.get('Content-Length') or 0)
         return self.rfile.read(length) if length else b''
 
