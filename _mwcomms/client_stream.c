@@ -553,10 +553,50 @@ report_progress(StreamObject *self, size_t count)
     return 0;
 }
 
-/* Read up to size bytes (all when size < 0), waiting for more only when
- * exact is set; otherwise return what one wait brings. */
+/* Return the next piece of the body: up to size bytes (no limit when
+ * size < 0) of what is unread, waiting only when nothing is, and b'' at
+ * the end.  The bytes go from the stream's buffer straight into the
+ * bytes object returned. */
 static PyObject *
-stream_read(StreamObject *self, Py_ssize_t size, int exact)
+stream_read_piece(StreamObject *self, Py_ssize_t size)
+{
+    PyObject *result = NULL;
+    size_t available = 0;
+    int state;
+
+    if (stream_enter(self) < 0) {
+        return NULL;
+    }
+    state = stream_wait(self);
+    if (state < 0) {
+        goto done;
+    }
+    if (state > 0) {
+        available = self->transfer.body.len - self->transfer.body_offset;
+        if (size >= 0 && available > (size_t)size) {
+            available = (size_t)size;
+        }
+    }
+    result = PyBytes_FromStringAndSize(NULL, (Py_ssize_t)available);
+    if (result == NULL) {
+        goto done;
+    }
+    stream_take(self, PyBytes_AS_STRING(result), available);
+    /* As in stream_read: a progress callback that raises puts the bytes
+     * back, so that the next read returns them again. */
+    if (report_progress(self, available) < 0) {
+        (void)stream_unread(self, PyBytes_AS_STRING(result), available);
+        Py_CLEAR(result);
+    }
+done:
+    self->busy = 0;
+    return result;
+}
+
+/* Read size bytes (all when size < 0), or fewer at the end of the
+ * body. */
+static PyObject *
+stream_read(StreamObject *self, Py_ssize_t size)
 {
     char *data = NULL;
     size_t length = 0;
@@ -601,9 +641,6 @@ stream_read(StreamObject *self, Py_ssize_t size, int exact)
             capacity = grown;
         }
         length += stream_take(self, data + length, wanted);
-        if (!exact) {
-            break;
-        }
     }
     result = PyBytes_FromStringAndSize(data != NULL ? data : "",
                                        (Py_ssize_t)length);
@@ -632,7 +669,7 @@ Stream_read(StreamObject *self, PyObject *args)
     if (size == 0) {
         return PyBytes_FromStringAndSize("", 0);
     }
-    return stream_read(self, size, 1);
+    return stream_read(self, size);
 }
 
 static PyObject *
@@ -696,7 +733,7 @@ ChunkIterator_next(ChunkIteratorObject *self)
     if (self->stream->closed && self->stream->single.done) {
         return NULL;
     }
-    chunk = stream_read(self->stream, self->chunk_size, 0);
+    chunk = stream_read_piece(self->stream, self->chunk_size);
     if (chunk == NULL) {
         return NULL;
     }
