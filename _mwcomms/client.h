@@ -192,7 +192,7 @@ const char *mw_http_version_name(long version);
 /* client_stream.c: run one transfer on a multi handle, so that Python
  * code can drain the body and feed a streamed upload between the steps
  * of libcurl.  The multi handle is the client's kept one when no other
- * transfer holds it (see mw_client_acquire_multi), so that a stream
+ * transfer uses it (see mw_client_acquire_multi), so that a stream
  * after another reuses its connection. */
 typedef struct {
     CURLM *multi;

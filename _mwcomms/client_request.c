@@ -1659,7 +1659,7 @@ note_activity(mw_transfer *transfer)
 #define DIRECT_BODY_MAX_BYTES (64 * 1024 * 1024)
 
 /* Initial size of the header buffer.  A typical response head fits, and
- * the buffer moves into the Response, so each Response kept holds 1 KiB
+ * the buffer moves into the Response, so each Response kept has 1 KiB
  * of headers instead of 16 KiB. */
 #define HEADER_BUFFER_BYTES 1024
 

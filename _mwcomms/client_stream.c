@@ -4,7 +4,7 @@
  *
  * curl_easy_perform runs a transfer to its end, so Python code cannot
  * run in between.  The driver instead steps a multi handle (the
- * client's kept one when no other transfer holds it, so that one stream
+ * client's kept one when no other transfer uses it, so that one stream
  * after another reuses its connection) with the GIL released, and
  * between the steps, with the GIL held, it
  * reads the next piece of a streamed upload from Python and lets Python

@@ -3,10 +3,11 @@
 Starts nginx on 127.0.0.1 (one worker, pinned to one core), then runs
 every (scenario, client, repetition) in its own worker process pinned to
 another core, in an order shuffled with a printed seed.  Each worker
-checks every response; the suite checks nginx's access log as well:
+checks every response.  The suite also checks nginx's access log for
 one line per request sent, the expected status, size, encoding and
-OAuth header, and kept-alive connections.  Then it times OAuth signing,
-the import of pywikibot_ext, and a pywikibot bot on a local MediaWiki.
+OAuth header, and kept-alive connections.  Then it times a streamed
+download, OAuth signing, the import of pywikibot_ext, and a pywikibot
+bot on a local MediaWiki.
 
 It writes results.md, results.json and ratios.png into --out and prints
 the tables.  Exit status 1 means that a response or a check was wrong.

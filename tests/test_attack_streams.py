@@ -355,8 +355,8 @@ EXIT_SCRIPT = """
 import sys
 import _mwcomms
 client = _mwcomms.Client()
-kept = client.stream('GET', sys.argv[1])
-kept.read(10)
+half_read = client.stream('GET', sys.argv[1])
+half_read.read(10)
 other = client.stream('GET', sys.argv[1])
 if sys.argv[2] == 'close':
     client.close()

@@ -806,7 +806,7 @@ def test_header_map_matches_python(client, http_server):
 
 
 def serve_once(head: bytes) -> tuple[str, threading.Thread]:
-    """Answer one request on a new port with head and an empty body."""
+    """Serve one request on a new port: reply with head and no body."""
     import socket
     listener = socket.socket()
     listener.bind(('127.0.0.1', 0))

@@ -297,10 +297,10 @@ def test_many_keeps_connections(client, server):
     client.request_many(batch, max_concurrency=4)
     first = client.stats['connects']
     results = client.request_many(batch, max_concurrency=4)
-    # How many connections the first batch opens depends on timing (a
-    # transfer that ends early frees its connection for the next), so the
-    # second batch may add some, but never more than the concurrency
-    # allows in all: without reuse the two batches would open 16.
+    # How many connections the first batch opens depends on timing,
+    # because a transfer that ends early frees its connection for the
+    # next.  The second batch may add some, but never beyond the
+    # concurrency in all.  Without reuse the two batches would open 16.
     assert first <= 4
     assert client.stats['connects'] <= 4
     for n, response in enumerate(results):

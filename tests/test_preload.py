@@ -46,7 +46,7 @@ class InFlight:
         self.methods = []
         # Seconds a request that starts alone waits for a second one, so
         # that parallel requests are seen to overlap however fast the
-        # wiki answers; 0 for no waiting.
+        # wiki replies; 0 for no waiting.
         self.overlap_wait = 0
         original = transport.request
 

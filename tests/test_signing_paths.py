@@ -106,12 +106,15 @@ def test_block_cache_per_signer():
                              TOKEN_SECRET)
     method, url, body = SEQUENCE[0]
     headers = {'Content-Type': FORM_TYPE}
-    one = first.sign(method, url, headers, body, nonce='n', timestamp=1)
-    two = second.sign(method, url, headers, body, nonce='n', timestamp=1)
-    again = first.sign(method, url, headers, body, nonce='n', timestamp=1)
-    assert header_params(one)['oauth_signature'] != header_params(
-        two)['oauth_signature']
-    assert one == again
+    signed_first = first.sign(method, url, headers, body, nonce='n',
+                              timestamp=1)
+    signed_second = second.sign(method, url, headers, body, nonce='n',
+                                timestamp=1)
+    signed_again = first.sign(method, url, headers, body, nonce='n',
+                              timestamp=1)
+    assert header_params(signed_first)['oauth_signature'] != header_params(
+        signed_second)['oauth_signature']
+    assert signed_first == signed_again
 
 
 # ---- the Authorization line in libcurl's header list ------------------------
