@@ -23,11 +23,17 @@ from requests.utils import (
 
 __all__ = ['select_proxy']
 
-# Names that urllib.request.getproxies() and requests read; the proxy
-# rules run only when one of them is set or proxies is given.
+# Names that urllib.request.getproxies() and requests read.
 PROXY_VARIABLES = tuple(
     name for base in ('http_proxy', 'https_proxy', 'all_proxy', 'no_proxy')
     for name in (base, base.upper()))
+# The ones among them that name a proxy.  The proxy rules run only when
+# one of these is set or proxies is given: no_proxy alone lists hosts to
+# reach directly, which is what happens anyway when no proxy is named.
+# Machines often set it, and the rules cost more than the rest of a
+# request's Python work.
+PROXY_URL_VARIABLES = tuple(name for name in PROXY_VARIABLES
+                            if name.lower() != 'no_proxy')
 
 # os.environ keeps its items in a dict of encoded names; looking names up
 # there directly costs a fraction of os.environ.get() on every request.
@@ -35,7 +41,7 @@ _environ_data = getattr(os.environ, '_data', None)
 _encoded_names = None
 if isinstance(_environ_data, dict):
     _encoded_names = tuple(os.environ.encodekey(name)
-                           for name in PROXY_VARIABLES)
+                           for name in PROXY_URL_VARIABLES)
 
 
 def _proxy_environment_set() -> bool:
@@ -45,7 +51,7 @@ def _proxy_environment_set() -> bool:
             if name in data:
                 return True
         return False
-    return any(name in os.environ for name in PROXY_VARIABLES)
+    return any(name in os.environ for name in PROXY_URL_VARIABLES)
 
 
 def select_proxy(url: str, proxies, trust_env: bool = True) -> str:

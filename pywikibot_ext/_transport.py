@@ -249,17 +249,21 @@ class Transport:
         elif isinstance(body, str):
             # http.client sends a str body encoded as ISO-8859-1.
             wire_body = body.encode('iso-8859-1')
+        # requests has applied no_proxy already; with a proxy chosen, ''
+        # keeps libcurl from applying the environment's no_proxy again.
+        noproxy = '' if proxy else None
         try:
             if stream:
                 started = time.perf_counter()
                 result = self.client.stream(
                     method, url, pairs, wire_body, timeout=timeout,
                     verify=verify, auth=signer, proxy=proxy,
-                    progress=progress)
+                    noproxy=noproxy, progress=progress)
             else:
                 result = self.client.request(method, url, pairs, wire_body,
                                              timeout=timeout, verify=verify,
-                                             auth=signer, proxy=proxy)
+                                             auth=signer, proxy=proxy,
+                                             noproxy=noproxy)
         except _mwcomms.Error as exc:
             raise to_requests_exception(
                 exc, make_request(method, url, pairs, body)) from None

@@ -56,6 +56,10 @@ PROXY_CASES = {
                                             'no_proxy': 'example.org'}),
     'argument_no_proxy': lambda p: ({'no_proxy': '127.0.0.1'},
                                     {'http_proxy': p}),
+    'env_only_no_proxy': lambda p: (None, {'no_proxy': '127.0.0.1',
+                                           'NO_PROXY': 'example.org'}),
+    'env_no_proxy_with_argument': lambda p: ({'http': p},
+                                             {'no_proxy': '127.0.0.1'}),
     'none_overrides_env': lambda p: ({'http': None}, {'http_proxy': p}),
     'argument_over_env': lambda p: ({'http': p},
                                     {'http_proxy': 'http://127.0.0.1:9'}),
@@ -76,6 +80,28 @@ def test_proxy_matches_requests(transport, http_server, forward_proxy,
         url, proxies=proxies, timeout=10))
 
     assert ours == theirs
+
+
+@pytest.mark.parametrize('environment', [
+    {'no_proxy': '127.0.0.1'},
+    {'NO_PROXY': '*'},
+    {'no_proxy': 'example.org', 'NO_PROXY': '127.0.0.1'},
+    {'no_proxy': '127.0.0.1', 'https_proxy': 'http://127.0.0.1:9'},
+    {'no_proxy': 'example.org', 'ALL_PROXY': 'http://127.0.0.1:9'},
+])
+def test_select_proxy_with_no_proxy_variables(clean_environment,
+                                              environment):
+    # The variables that name no proxy skip requests' rules, so compare
+    # the choice with requests' own merge for both URL schemes.
+    for name, value in environment.items():
+        clean_environment.setenv(name, value)
+    session = requests.Session()
+    for url in ('http://127.0.0.1:8/w/api.php',
+                'https://wiki.example.org/w/api.php'):
+        settings = session.merge_environment_settings(url, {}, None, None,
+                                                      None)
+        expected = requests.utils.select_proxy(url, settings['proxies'])
+        assert select_proxy(url, None) == (expected or '')
 
 
 def test_proxy_forwards_request(transport, http_server, forward_proxy,
