@@ -185,7 +185,8 @@ PyObject *mw_redact_url(PyObject *url);
 extern PyTypeObject mw_ResponseType;
 PyObject *mw_response_new(CURL *easy, mw_transfer *transfer);
 int mw_parse_header_block(const char *data, size_t length,
-                          PyObject **reason, PyObject **headers);
+                          PyObject **reason, PyObject **headers,
+                          PyObject **keys);
 PyObject *mw_find_header_values(PyObject *headers, PyObject *name);
 const char *mw_http_version_name(long version);
 

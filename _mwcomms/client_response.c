@@ -5,6 +5,7 @@
 #include "client.h"
 
 #include <string.h>
+#include <strings.h>
 #include <structmember.h>
 
 typedef struct {
@@ -13,6 +14,7 @@ typedef struct {
     PyObject *reason;        /* str, or NULL until parsed */
     PyObject *http_version;  /* str: '1.0', '1.1', '2' or '3' */
     PyObject *headers;       /* tuple of (name, value) str tuples, or NULL */
+    PyObject *keys;          /* tuple of the lower-case names, or NULL */
     /* The header block as received (PyMem_RawMalloc'ed), parsed into
      * reason and headers on first use and freed then: many callers never
      * read the headers. */
@@ -32,6 +34,7 @@ Response_traverse(ResponseObject *self, visitproc visit, void *arg)
     Py_VISIT(self->reason);
     Py_VISIT(self->http_version);
     Py_VISIT(self->headers);
+    Py_VISIT(self->keys);
     Py_VISIT(self->body);
     Py_VISIT(self->url);
     Py_VISIT(self->primary_ip);
@@ -44,6 +47,7 @@ Response_clear(ResponseObject *self)
     Py_CLEAR(self->reason);
     Py_CLEAR(self->http_version);
     Py_CLEAR(self->headers);
+    Py_CLEAR(self->keys);
     Py_CLEAR(self->body);
     Py_CLEAR(self->url);
     Py_CLEAR(self->primary_ip);
@@ -71,6 +75,7 @@ parse_headers(ResponseObject *self)
 {
     PyObject *reason = NULL;
     PyObject *headers = NULL;
+    PyObject *keys = NULL;
 
     if (self->headers != NULL) {
         return 0;
@@ -78,13 +83,15 @@ parse_headers(ResponseObject *self)
     if (mw_parse_header_block(self->raw_headers != NULL
                                   ? self->raw_headers : "",
                               self->raw_headers_length, &reason,
-                              &headers) < 0) {
+                              &headers, &keys) < 0) {
         Py_XDECREF(reason);
         Py_XDECREF(headers);
+        Py_XDECREF(keys);
         return -1;
     }
     self->reason = reason;
     self->headers = headers;
+    self->keys = keys;
     PyMem_RawFree(self->raw_headers);
     self->raw_headers = NULL;
     self->raw_headers_length = 0;
@@ -222,8 +229,12 @@ lower_header_name(PyObject *name)
  * (name, value) str pairs: the layout of the store of requests'
  * CaseInsensitiveDict.  A repeated name keeps its first spelling and its
  * values joined with ', ' in received order, as requests joins them. */
+/* Return {lower-case name: (name, value)} for the headers, a tuple of
+ * (name, value) str pairs: the layout of the store of requests'
+ * CaseInsensitiveDict.  A repeated name keeps its first spelling and its
+ * values joined with ', ' in received order, as requests joins them. */
 static PyObject *
-Response_header_map(ResponseObject *self, PyObject *Py_UNUSED(ignored))
+build_header_map(ResponseObject *self)
 {
     PyObject *map = NULL;
 
@@ -236,15 +247,12 @@ Response_header_map(ResponseObject *self, PyObject *Py_UNUSED(ignored))
     }
     for (Py_ssize_t i = 0; i < PyTuple_GET_SIZE(self->headers); i++) {
         PyObject *pair = PyTuple_GET_ITEM(self->headers, i);
-        PyObject *key = lower_header_name(PyTuple_GET_ITEM(pair, 0));
+        PyObject *key = PyTuple_GET_ITEM(self->keys, i);
         PyObject *old;
         PyObject *joined = NULL;
         PyObject *entry = NULL;
         int status;
 
-        if (key == NULL) {
-            goto error;
-        }
         old = PyDict_GetItemWithError(map, key);
         if (old == NULL) {
             status = PyErr_Occurred() ? -1 : PyDict_SetItem(map, key, pair);
@@ -259,15 +267,153 @@ Response_header_map(ResponseObject *self, PyObject *Py_UNUSED(ignored))
         }
         Py_XDECREF(entry);
         Py_XDECREF(joined);
-        Py_DECREF(key);
         if (status < 0) {
-            goto error;
+            Py_DECREF(map);
+            return NULL;
         }
     }
     return map;
-error:
-    Py_DECREF(map);
-    return NULL;
+}
+
+static PyObject *
+Response_header_map(ResponseObject *self, PyObject *Py_UNUSED(ignored))
+{
+    return build_header_map(self);
+}
+
+/* Names of the attributes that requests.Response.__init__ sets, in the
+ * order of state_names below; interned on first use. */
+enum {
+    STATE_CONTENT, STATE_CONTENT_CONSUMED, STATE_NEXT, STATE_COOKIES,
+    STATE_RESULT, STATE_STATUS_CODE, STATE_HEADERS, STATE_RAW, STATE_URL,
+    STATE_ENCODING, STATE_HISTORY, STATE_REASON, STATE_ELAPSED,
+    STATE_REQUEST, STATE_SENT, STATE_CONNECTION, STATE_NAMES
+};
+static const char *const state_names[STATE_NAMES] = {
+    "_content", "_content_consumed", "_next", "_cookies", "_result",
+    "status_code", "headers", "raw", "url", "encoding", "history", "reason",
+    "_elapsed", "_request", "_sent", "connection"
+};
+static PyObject *state_keys[STATE_NAMES];
+static PyObject *store_key;
+/* A dict of every state key, in order, that requests_state copies:
+ * copying a dict of the right size costs less than growing a new one. */
+static PyObject *state_template;
+
+static int
+make_state_template(void)
+{
+    PyObject *template = NULL;
+
+    if (state_template != NULL) {
+        return 0;
+    }
+    template = PyDict_New();
+    if (template == NULL) {
+        return -1;
+    }
+    for (int i = 0; i < STATE_NAMES; i++) {
+        if (state_keys[i] == NULL) {
+            state_keys[i] = PyUnicode_InternFromString(state_names[i]);
+        }
+        if (state_keys[i] == NULL
+                || PyDict_SetItem(template, state_keys[i], Py_None) < 0) {
+            Py_DECREF(template);
+            return -1;
+        }
+    }
+    if (store_key == NULL) {
+        store_key = PyUnicode_InternFromString("_store");
+        if (store_key == NULL) {
+            Py_DECREF(template);
+            return -1;
+        }
+    }
+    state_template = template;
+    return 0;
+}
+
+/* requests_state(headers_type, request, sent): the attributes of the
+ * pywikibot_ext Response as a new dict, so that its constructor is one
+ * assignment to __dict__.  headers_type is a requests
+ * CaseInsensitiveDict subclass: its instance gets the header map as
+ * _store without running its __init__. */
+static PyObject *
+Response_requests_state(ResponseObject *self, PyObject *const *args,
+                        Py_ssize_t nargs)
+{
+    PyObject *values[STATE_NAMES] = {NULL};
+    PyObject *state = NULL;
+    PyObject *headers = NULL;
+    PyObject *map = NULL;
+    PyObject *empty = NULL;
+    PyTypeObject *headers_type;
+
+    if (nargs != 3) {
+        PyErr_Format(PyExc_TypeError,
+                     "requests_state() takes 3 arguments (%zd given)", nargs);
+        return NULL;
+    }
+    if (!PyType_Check(args[0]) || ((PyTypeObject *)args[0])->tp_new == NULL) {
+        PyErr_SetString(PyExc_TypeError,
+                        "requests_state(): headers_type must be a class");
+        return NULL;
+    }
+    if (make_state_template() < 0 || parse_headers(self) < 0) {
+        return NULL;
+    }
+    headers_type = (PyTypeObject *)args[0];
+    map = build_header_map(self);
+    if (map == NULL) {
+        goto done;
+    }
+    empty = PyTuple_New(0);
+    if (empty == NULL) {
+        goto done;
+    }
+    headers = headers_type->tp_new(headers_type, empty, NULL);
+    if (headers == NULL || PyObject_SetAttr(headers, store_key, map) < 0) {
+        goto done;
+    }
+    values[STATE_CONTENT] = self->body;
+    values[STATE_CONTENT_CONSUMED] = Py_True;
+    values[STATE_NEXT] = Py_None;
+    values[STATE_COOKIES] = Py_None;
+    values[STATE_RESULT] = (PyObject *)self;
+    values[STATE_STATUS_CODE] = PyLong_FromLong(self->status);
+    values[STATE_HEADERS] = headers;
+    values[STATE_RAW] = Py_None;
+    values[STATE_URL] = self->url;
+    values[STATE_ENCODING] = Py_None;
+    values[STATE_HISTORY] = PyList_New(0);
+    values[STATE_REASON] = self->reason;
+    values[STATE_ELAPSED] = PyFloat_FromDouble(self->elapsed);
+    values[STATE_REQUEST] = args[1];
+    values[STATE_SENT] = args[2];
+    values[STATE_CONNECTION] = Py_None;
+    if (values[STATE_STATUS_CODE] == NULL || values[STATE_HISTORY] == NULL
+            || values[STATE_ELAPSED] == NULL) {
+        goto done;
+    }
+    state = PyDict_Copy(state_template);
+    if (state == NULL) {
+        goto done;
+    }
+    for (int i = 0; i < STATE_NAMES; i++) {
+        if (values[i] != Py_None
+                && PyDict_SetItem(state, state_keys[i], values[i]) < 0) {
+            Py_CLEAR(state);
+            goto done;
+        }
+    }
+done:
+    Py_XDECREF(values[STATE_STATUS_CODE]);
+    Py_XDECREF(values[STATE_HISTORY]);
+    Py_XDECREF(values[STATE_ELAPSED]);
+    Py_XDECREF(headers);
+    Py_XDECREF(map);
+    Py_XDECREF(empty);
+    return state;
 }
 
 static PyObject *
@@ -322,6 +468,13 @@ static PyMethodDef Response_methods[] = {
                "Return a new dict {lower-case name: (name, value)}: the\n"
                "values of a repeated name joined with ', ' in received\n"
                "order, under its first spelling.")},
+    {"requests_state", (PyCFunction)(void (*)(void))Response_requests_state,
+     METH_FASTCALL,
+     PyDoc_STR("requests_state(headers_type, request, sent)\n--\n\n"
+               "Return a new dict of the attributes that a\n"
+               "requests.Response built from this response has: body,\n"
+               "status, a headers_type instance over header_map() and the\n"
+               "rest.  Used by pywikibot_ext to build its Response.")},
     {NULL}
 };
 
@@ -376,27 +529,204 @@ strip_whitespace(const char **start, const char **end)
     }
 }
 
+/* Header lines seen recently.  A server sends the same names, and many
+ * of the same values, on every reply: an entry keeps the name as a str,
+ * its lower-case key with the hash computed, and the (name, value) pair
+ * of the last line with that name, so that such a line costs a lookup
+ * instead of two str objects, a key and a tuple, and later dict lookups
+ * find the hash in the key.  Slots are chosen by a hash of the name; a
+ * new name replaces the one in its slot.  Set-Cookie values are never
+ * kept: they may hold a session.  Only used with the GIL held. */
+#define HEADER_SETS 64
+#define HEADER_NAME_MAX 48
+#define HEADER_VALUE_MAX 96
+
+typedef struct {
+    size_t name_length;
+    size_t value_length;
+    char name[HEADER_NAME_MAX];
+    char value[HEADER_VALUE_MAX];
+    PyObject *name_object;   /* str, NULL for an empty slot */
+    PyObject *key;           /* str */
+    PyObject *pair;          /* (name, value), or NULL when not kept */
+} header_entry;
+
+/* Two entries per set, so that two frequent names with the same hash
+ * do not keep replacing each other; a new name replaces the entry of its
+ * set that was not used last. */
+static header_entry header_cache[HEADER_SETS][2];
+static unsigned char header_last_used[HEADER_SETS];
+
+/* Return the entry of name, or the entry to replace with it. */
+static header_entry *
+header_slot(const char *name, size_t length)
+{
+    /* FNV-1a: header names are short. */
+    uint32_t hash = 2166136261u;
+    header_entry *set;
+    unsigned int set_index;
+
+    for (size_t i = 0; i < length; i++) {
+        hash = (hash ^ (unsigned char)name[i]) * 16777619u;
+    }
+    set_index = hash % HEADER_SETS;
+    set = header_cache[set_index];
+    for (int way = 0; way < 2; way++) {
+        if (set[way].name_object != NULL && set[way].name_length == length
+                && memcmp(set[way].name, name, length) == 0) {
+            header_last_used[set_index] = (unsigned char)way;
+            return &set[way];
+        }
+    }
+    return &set[header_last_used[set_index] ^ 1];
+}
+
+static int
+keeps_value(const char *name, size_t name_length, size_t value_length)
+{
+    return value_length <= HEADER_VALUE_MAX
+           && !(name_length == 10 && strncasecmp(name, "set-cookie", 10) == 0);
+}
+
+/* Set *pair to a new reference to the (name, value) pair of a header
+ * line and *key to a new reference to its lower-case name. */
+static int
+header_pair(const char *name, size_t name_length, const char *value,
+            size_t value_length, PyObject **pair, PyObject **key)
+{
+    header_entry *entry = NULL;
+    PyObject *name_object = NULL;
+    PyObject *value_object = NULL;
+
+    *pair = NULL;
+    *key = NULL;
+    if (name_length <= HEADER_NAME_MAX) {
+        entry = header_slot(name, name_length);
+        if (entry->name_object != NULL && entry->name_length == name_length
+                && memcmp(entry->name, name, name_length) == 0) {
+            if (entry->pair != NULL && entry->value_length == value_length
+                    && memcmp(entry->value, value, value_length) == 0) {
+                *pair = Py_NewRef(entry->pair);
+                *key = Py_NewRef(entry->key);
+                return 0;
+            }
+            name_object = Py_NewRef(entry->name_object);
+            *key = Py_NewRef(entry->key);
+            entry = NULL;
+        }
+    }
+    if (name_object == NULL) {
+        name_object = PyUnicode_DecodeLatin1(name, (Py_ssize_t)name_length,
+                                             NULL);
+        if (name_object == NULL) {
+            return -1;
+        }
+        *key = lower_header_name(name_object);
+        /* Computing the hash here stores it in the key. */
+        if (*key == NULL || PyObject_Hash(*key) == -1) {
+            goto error;
+        }
+        if (entry != NULL) {
+            /* The entry that header_slot gave for a new name: its old
+             * name leaves the cache. */
+            Py_XSETREF(entry->name_object, Py_NewRef(name_object));
+            Py_XSETREF(entry->key, Py_NewRef(*key));
+            Py_CLEAR(entry->pair);
+            entry->name_length = name_length;
+            memcpy(entry->name, name, name_length);
+        }
+    }
+    value_object = PyUnicode_DecodeLatin1(value, (Py_ssize_t)value_length,
+                                          NULL);
+    if (value_object == NULL) {
+        goto error;
+    }
+    *pair = PyTuple_Pack(2, name_object, value_object);
+    if (*pair == NULL) {
+        goto error;
+    }
+    if (name_length <= HEADER_NAME_MAX) {
+        entry = header_slot(name, name_length);
+        if (entry->name_object == name_object) {
+            if (keeps_value(name, name_length, value_length)) {
+                Py_XSETREF(entry->pair, Py_NewRef(*pair));
+                entry->value_length = value_length;
+                memcpy(entry->value, value, value_length);
+            }
+            else {
+                Py_CLEAR(entry->pair);
+            }
+        }
+    }
+    Py_DECREF(name_object);
+    Py_DECREF(value_object);
+    return 0;
+error:
+    Py_XDECREF(name_object);
+    Py_XDECREF(value_object);
+    Py_CLEAR(*pair);
+    Py_CLEAR(*key);
+    return -1;
+}
+
+/* Return a new reference to the reason phrase, reusing the str of the
+ * last one when it is the same. */
+static PyObject *
+reason_str(const char *text, size_t length)
+{
+    static PyObject *last;
+    static size_t last_length;
+    static char last_text[32];
+    PyObject *reason;
+
+    if (last != NULL && length == last_length
+            && memcmp(text, last_text, length) == 0) {
+        return Py_NewRef(last);
+    }
+    reason = PyUnicode_DecodeLatin1(text, (Py_ssize_t)length, NULL);
+    if (reason != NULL && length <= sizeof(last_text)) {
+        Py_XSETREF(last, Py_NewRef(reason));
+        memcpy(last_text, text, length);
+        last_length = length;
+    }
+    return reason;
+}
+
 /* Parse the header block of the final response into *reason and a tuple
- * of (name, value) pairs, immutable so that get_header can rely on it.  Obsolete line folding (RFC 7230 section 3.2.4)
- * joins a continuation line to the previous value with one space. */
+ * of (name, value) pairs, immutable so that get_header can rely on it,
+ * and, when keys is not NULL, into *keys, a tuple of their lower-case
+ * names.  Obsolete line folding (RFC 7230 section 3.2.4) joins a
+ * continuation line to the previous value with one space. */
 int
 mw_parse_header_block(const char *data, size_t length, PyObject **reason,
-                   PyObject **headers)
+                      PyObject **headers, PyObject **keys)
 {
     const char *position = data;
     const char *end = data + length;
     int first = 1;
-    PyObject *list;
+    Py_ssize_t lines = 1;
+    Py_ssize_t count = 0;
 
-    *headers = PyList_New(0);
+    /* Every header line ends with a newline, except perhaps the last:
+     * the tuples get one slot per line and shrink at the end. */
+    for (const char *p = data; (p = memchr(p, '\n', end - p)) != NULL;
+            p++) {
+        lines++;
+    }
+    *headers = PyTuple_New(lines);
     if (*headers == NULL) {
         return -1;
+    }
+    if (keys != NULL) {
+        *keys = PyTuple_New(lines);
+        if (*keys == NULL) {
+            return -1;
+        }
     }
     while (position < end) {
         const char *line_end = memchr(position, '\n', end - position);
         const char *next = line_end != NULL ? line_end + 1 : end;
         const char *colon;
-        PyObject *pair = NULL;
 
         if (line_end == NULL) {
             line_end = end;
@@ -417,23 +747,23 @@ mw_parse_header_block(const char *data, size_t length, PyObject **reason,
                 }
             }
             strip_whitespace(&text, &line_end);
-            *reason = PyUnicode_DecodeLatin1(text, line_end - text, NULL);
+            *reason = reason_str(text, line_end - text);
             if (*reason == NULL) {
                 return -1;
             }
         }
         else if (line_end > position
                  && (*position == ' ' || *position == '\t')) {
-            Py_ssize_t count = PyList_GET_SIZE(*headers);
             const char *text = position;
 
             strip_whitespace(&text, &line_end);
             if (count > 0 && line_end > text) {
-                PyObject *last = PyList_GET_ITEM(*headers, count - 1);
+                PyObject *last = PyTuple_GET_ITEM(*headers, count - 1);
                 PyObject *extra = PyUnicode_DecodeLatin1(text,
                                                          line_end - text,
                                                          NULL);
                 PyObject *joined = NULL;
+                PyObject *pair = NULL;
 
                 if (extra == NULL) {
                     return -1;
@@ -446,33 +776,34 @@ mw_parse_header_block(const char *data, size_t length, PyObject **reason,
                 }
                 pair = PyTuple_Pack(2, PyTuple_GET_ITEM(last, 0), joined);
                 Py_DECREF(joined);
-                if (pair == NULL
-                        || PyList_SetItem(*headers, count - 1, pair) < 0) {
+                if (pair == NULL) {
                     return -1;
                 }
+                /* The tuple is not shared yet, so its item can change. */
+                PyTuple_SET_ITEM(*headers, count - 1, pair);
+                Py_DECREF(last);
             }
         }
         else if ((colon = memchr(position, ':', line_end - position))
                  != NULL) {
             const char *value = colon + 1;
             const char *value_end = line_end;
+            PyObject *pair = NULL;
+            PyObject *key = NULL;
 
             strip_whitespace(&value, &value_end);
-            pair = Py_BuildValue("(NN)",
-                                 PyUnicode_DecodeLatin1(position,
-                                                        colon - position,
-                                                        NULL),
-                                 PyUnicode_DecodeLatin1(value,
-                                                        value_end - value,
-                                                        NULL));
-            if (pair == NULL) {
+            if (header_pair(position, colon - position, value,
+                            value_end - value, &pair, &key) < 0) {
                 return -1;
             }
-            if (PyList_Append(*headers, pair) < 0) {
-                Py_DECREF(pair);
-                return -1;
+            PyTuple_SET_ITEM(*headers, count, pair);
+            if (keys != NULL) {
+                PyTuple_SET_ITEM(*keys, count, key);
             }
-            Py_DECREF(pair);
+            else {
+                Py_DECREF(key);
+            }
+            count++;
         }
         position = next;
     }
@@ -482,10 +813,13 @@ mw_parse_header_block(const char *data, size_t length, PyObject **reason,
             return -1;
         }
     }
-    list = *headers;
-    *headers = PyList_AsTuple(list);
-    Py_DECREF(list);
-    return *headers != NULL ? 0 : -1;
+    if (count < lines) {
+        if (_PyTuple_Resize(headers, count) < 0
+                || (keys != NULL && _PyTuple_Resize(keys, count) < 0)) {
+            return -1;
+        }
+    }
+    return 0;
 }
 
 const char *
@@ -608,6 +942,7 @@ mw_response_new(CURL *easy, mw_transfer *transfer)
     self->local_port = local_port;
     self->reason = NULL;
     self->headers = NULL;
+    self->keys = NULL;
     self->body = NULL;
     self->url = NULL;
     self->primary_ip = NULL;

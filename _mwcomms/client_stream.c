@@ -933,7 +933,7 @@ stream_read_head(StreamObject *self)
     if (mw_parse_header_block(self->transfer.headers.data != NULL
                                   ? self->transfer.headers.data : "",
                               self->transfer.headers.len, &self->reason,
-                              &self->headers) < 0) {
+                              &self->headers, NULL) < 0) {
         return -1;
     }
     self->url = PyUnicode_DecodeUTF8(url != NULL ? url : "",

@@ -126,33 +126,16 @@ class Response(requests.Response):
     """
 
     # requests.Response.__init__ builds a cookie jar and several empty
-    # containers on every response; this constructor sets the same
-    # attributes from the C result and builds ``cookies`` and ``request``
-    # on first use.  *sent* is (method, url, header pairs, body) for the
+    # containers on every response; this constructor takes the same
+    # attributes, built in C from the result, as its __dict__ (see
+    # _mwcomms.Response.requests_state) and builds ``cookies`` and
+    # ``request`` on first use.  ``elapsed`` holds seconds until it is
+    # read: few callers read it, and a timedelta costs more to build than
+    # the rest.  *sent* is (method, url, header pairs, body) for the
     # lazily built ``request`` when *request* is None.
     def __init__(self, result, request: requests.PreparedRequest | None,
                  sent: tuple | None = None) -> None:
-        self._content = result.body
-        self._content_consumed = True
-        self._next = None
-        self._cookies = None
-        self._result = result
-        self.status_code = result.status
-        # The C result builds the store that make_headers would.
-        headers = Headers.__new__(Headers)
-        headers._store = result.header_map()
-        self.headers = headers
-        self.raw = None
-        self.url = result.url
-        self.encoding = None
-        self.history = []
-        self.reason = result.reason
-        # Seconds until ``elapsed`` is read: few callers read it, and a
-        # timedelta costs more to build than the rest of this method.
-        self._elapsed = result.elapsed
-        self._request = request
-        self._sent = sent
-        self.connection = None
+        self.__dict__ = result.requests_state(Headers, request, sent)
 
     @property
     def request(self) -> requests.PreparedRequest | None:
