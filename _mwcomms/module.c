@@ -4,6 +4,8 @@
 #include "mwcomms.h"
 
 #include <curl/curl.h>
+#include <stdint.h>
+#include <string.h>
 
 PyObject *mwcomms_Error = NULL;
 PyObject *mwcomms_ConnectError = NULL;
@@ -92,11 +94,101 @@ add_exceptions(PyObject *module)
     return 0;
 }
 
+/* Return 1 when data[0:length] is well-formed UTF-8 (Unicode, Table
+ * 3-7): no overlong form, no surrogate, nothing above U+10FFFF, no
+ * truncated sequence.  These are the bytes that Python's strict UTF-8
+ * decoder accepts. */
+static int
+is_utf8(const unsigned char *data, size_t length)
+{
+    size_t i = 0;
+
+    while (i < length) {
+        unsigned char c = data[i];
+
+        if (c < 0x80) {
+            /* Skip ASCII eight bytes at a time. */
+            while (i + 8 <= length) {
+                uint64_t word;
+
+                memcpy(&word, data + i, 8);
+                if (word & UINT64_C(0x8080808080808080)) {
+                    break;
+                }
+                i += 8;
+            }
+            while (i < length && data[i] < 0x80) {
+                i++;
+            }
+            continue;
+        }
+        if (c >= 0xc2 && c <= 0xdf) {
+            if (i + 1 >= length || (data[i + 1] & 0xc0) != 0x80) {
+                return 0;
+            }
+            i += 2;
+        }
+        else if (c >= 0xe0 && c <= 0xef) {
+            unsigned char low = c == 0xe0 ? 0xa0 : 0x80;
+            unsigned char high = c == 0xed ? 0x9f : 0xbf;
+
+            if (i + 2 >= length || data[i + 1] < low || data[i + 1] > high
+                    || (data[i + 2] & 0xc0) != 0x80) {
+                return 0;
+            }
+            i += 3;
+        }
+        else if (c >= 0xf0 && c <= 0xf4) {
+            unsigned char low = c == 0xf0 ? 0x90 : 0x80;
+            unsigned char high = c == 0xf4 ? 0x8f : 0xbf;
+
+            if (i + 3 >= length || data[i + 1] < low || data[i + 1] > high
+                    || (data[i + 2] & 0xc0) != 0x80
+                    || (data[i + 3] & 0xc0) != 0x80) {
+                return 0;
+            }
+            i += 4;
+        }
+        else {
+            return 0;
+        }
+    }
+    return 1;
+}
+
+PyDoc_STRVAR(utf8_valid_doc,
+"utf8_valid(data, /)\n"
+"--\n"
+"\n"
+"Return True when data (a bytes-like object) is well-formed UTF-8,\n"
+"exactly when data.decode('utf-8') would succeed, without building the\n"
+"str.");
+
+static PyObject *
+utf8_valid(PyObject *module, PyObject *data)
+{
+    Py_buffer view;
+    int valid;
+
+    if (PyObject_GetBuffer(data, &view, PyBUF_SIMPLE) < 0) {
+        return NULL;
+    }
+    valid = is_utf8(view.buf, (size_t)view.len);
+    PyBuffer_Release(&view);
+    return PyBool_FromLong(valid);
+}
+
+static PyMethodDef module_methods[] = {
+    {"utf8_valid", utf8_valid, METH_O, utf8_valid_doc},
+    {NULL}
+};
+
 static struct PyModuleDef mwcomms_module = {
     PyModuleDef_HEAD_INIT,
     .m_name = "_mwcomms",
     .m_doc = module_doc,
     .m_size = -1,
+    .m_methods = module_methods,
 };
 
 PyMODINIT_FUNC

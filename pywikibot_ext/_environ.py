@@ -16,6 +16,9 @@ _data = getattr(os.environ, '_data', None)
 _encode_key = getattr(os.environ, 'encodekey', None)
 _decode_value = getattr(os.environ, 'decodevalue', None)
 _encoded_names: dict[str, object] = {}
+# name -> (stored value, decoded value) of the last lookup: a changed
+# variable gets a new stored object, so an identical one needs no decoding.
+_decoded: dict[str, tuple] = {}
 
 
 def _fast_getenv(name: str) -> str | None:
@@ -23,7 +26,14 @@ def _fast_getenv(name: str) -> str | None:
     if key is None:
         key = _encoded_names[name] = _encode_key(name)
     value = _data.get(key)
-    return None if value is None else _decode_value(value)
+    if value is None:
+        return None
+    last = _decoded.get(name)
+    if last is not None and last[0] is value:
+        return last[1]
+    decoded = _decode_value(value)
+    _decoded[name] = (value, decoded)
+    return decoded
 
 
 if isinstance(_data, dict) and _encode_key and _decode_value:

@@ -7,11 +7,13 @@ instead of on every request.
 """
 from __future__ import annotations
 
+import codecs
 import threading
 from urllib.parse import urlparse
 
 import requests
 
+import _mwcomms
 import pywikibot
 from pywikibot import config
 from pywikibot.comms import http
@@ -113,20 +115,23 @@ def _assign_user_agent(user_agent_format_string):
 # -- authentication -------------------------------------------------------
 
 _auth_cache: dict = {}
-_auth_items: list = []
+_auth_source = None
+_auth_copy: dict = {}
 
 
 def get_authentication(uri: str):
     """Return ``http.get_authentication(uri)``, cached per host.
 
-    The cache is dropped whenever ``config.authenticate`` differs from the
-    copy taken when it was filled, so changes at run time take effect.
+    The cache is dropped whenever ``config.authenticate`` is another dict
+    or differs from the copy taken when the cache was filled, so changes
+    at run time take effect.
     """
-    global _auth_items
-    items = list(config.authenticate.items())
-    if items != _auth_items:
+    global _auth_source, _auth_copy
+    authenticate = config.authenticate
+    if authenticate is not _auth_source or authenticate != _auth_copy:
         _auth_cache.clear()
-        _auth_items = items
+        _auth_source = authenticate
+        _auth_copy = dict(authenticate)
     parts = uri.split('/', 3)
     if len(parts) < 3 or not parts[1] == '' or '@' in parts[2]:
         return http.get_authentication(uri)
@@ -228,12 +233,19 @@ _STOCK_ERROR_CALLBACK = http.error_handling_callback
 # 207, see pywikibot.comms.http).
 _QUIET_STATUSES = frozenset((200, 207))
 
-# Content-Type value -> encoding, for values whose encoding does not
-# depend on the body.
+# Content-Type value -> (encoding, whether its codec is UTF-8), for values
+# whose encoding does not depend on the body.
 _header_encodings: dict = {}
 
 
-def _header_encoding(response) -> str | None:
+def _is_utf8_codec(encoding: str) -> bool:
+    try:
+        return codecs.lookup(encoding).name == 'utf-8'
+    except LookupError:
+        return False
+
+
+def _header_encoding(response) -> tuple[str, bool] | None:
     content_type = response.headers.get('content-type')
     if not content_type:
         return None
@@ -242,13 +254,17 @@ def _header_encoding(response) -> str | None:
     except KeyError:
         pass
     encoding = http._get_encoding_from_response_headers(response)
+    if encoding is None:
+        entry = None
+    else:
+        entry = (encoding, _is_utf8_codec(encoding))
     # Only an xml type without a charset reads the body's declaration.
     if ('xml' not in content_type
             or http.get_charset_from_content_type(content_type)):
         if len(_header_encodings) > 256:
             _header_encodings.clear()
-        _header_encodings[content_type] = encoding
-    return encoding
+        _header_encodings[content_type] = entry
+    return entry
 
 
 def _has_accept_charset(headers) -> bool:
@@ -268,12 +284,19 @@ def decide_encoding(response, charset, headers) -> str | None:
     case, and logs or warns as it does.
     """
     if charset is None and not _has_accept_charset(headers):
-        encoding = _header_encoding(response)
-        if encoding is not None:
-            try:
-                response.content.decode(encoding)
-            except (LookupError, UnicodeDecodeError):
-                pass
+        entry = _header_encoding(response)
+        if entry is not None:
+            encoding, utf8 = entry
+            content = response.content
+            if utf8 and isinstance(content, bytes):
+                # Checks the bytes without building the str.
+                if _mwcomms.utf8_valid(content):
+                    return encoding
             else:
-                return encoding
+                try:
+                    content.decode(encoding)
+                except (LookupError, UnicodeDecodeError):
+                    pass
+                else:
+                    return encoding
     return http._decide_encoding(response, charset)

@@ -378,7 +378,7 @@ class Transport:
         if isinstance(auth, _mwcomms.OAuth1):
             return auth, None
         if isinstance(auth, tuple) and len(auth) == 4:
-            return self.oauth_for(auth, urlsplit(url).netloc), None
+            return self.oauth_for(auth, _netloc(url)), None
         if isinstance(auth, tuple) and len(auth) == 2:
             user, password = auth
             if isinstance(user, str):
@@ -470,6 +470,16 @@ class Transport:
                 and new.port in default_port):
             return False
         return changed_port or changed_scheme
+
+
+def _netloc(url: str) -> str:
+    """Return ``urlsplit(url).netloc``, without urlsplit for the usual
+    'scheme://host[:port]/path' form."""
+    parts = url.split('/', 3)
+    if (len(parts) >= 3 and parts[1] == '' and parts[0].endswith(':')
+            and not any(c in parts[2] for c in '?#\\')):
+        return parts[2]
+    return urlsplit(url).netloc
 
 
 def _framing_checked(store, body, method) -> list:

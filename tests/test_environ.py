@@ -1,0 +1,46 @@
+"""pywikibot_ext._environ.getenv and the Transport's host split."""
+from __future__ import annotations
+
+import os
+from urllib.parse import urlsplit
+
+import pytest
+
+from pywikibot_ext._environ import getenv
+from pywikibot_ext._transport import _netloc
+
+NAME = 'MWCOMMS_TEST_GETENV'
+
+
+def test_getenv_follows_changes(monkeypatch):
+    monkeypatch.delenv(NAME, raising=False)
+    assert getenv(NAME) is None
+    monkeypatch.setenv(NAME, 'one')
+    assert getenv(NAME) == 'one'
+    assert getenv(NAME) == 'one'
+    monkeypatch.setenv(NAME, 'two')
+    assert getenv(NAME) == 'two'
+    os.environ[NAME] = 'two'
+    assert getenv(NAME) == 'two'
+    monkeypatch.setenv(NAME, '\u00e9t\u00e9')
+    assert getenv(NAME) == os.environ.get(NAME)
+    monkeypatch.delenv(NAME)
+    assert getenv(NAME) is None
+
+
+@pytest.mark.parametrize('url', [
+    'http://127.0.0.1:8080/w/api.php',
+    'https://wiki.example.org/w/api.php?action=query',
+    'https://wiki.example.org',
+    'https://wiki.example.org?x=1',
+    'https://wiki.example.org#frag',
+    'https://user:pw@wiki.example.org/w/',
+    'http://[::1]:8080/w/',
+    'http:\\\\wiki.example.org\\w',
+    'wiki.example.org/w/api.php',
+    '//wiki.example.org/w/',
+    'http:/wiki.example.org/w/',
+    '',
+])
+def test_netloc_matches_urlsplit(url):
+    assert _netloc(url) == urlsplit(url).netloc
