@@ -12,6 +12,11 @@
  * Client.close() during a batch lets the items already started finish
  * with their own results.  No further item starts: each gets a
  * ValueError("Client is closed") as its result.
+ *
+ * An easy handle whose item completed stays with the batch for a later
+ * item, with the batch's options still set, instead of going back to
+ * the client's pool.  Its body buffer stays too.  Both go back when the
+ * batch ends.
  */
 #include "client.h"
 
@@ -22,17 +27,38 @@
  * of the signal checks on the main thread. */
 #define POLL_INTERVAL_MS 100
 
+/* Largest body buffer that the batch keeps for a later item.  Bodies
+ * with a Content-Length of 64 KiB or more are written into their bytes
+ * object instead (see write_to_bytes in client_request.c), so larger
+ * buffers are rare. */
+#define SPARE_BODY_MAX_BYTES (64 * 1024)
+
 typedef struct {
     mw_request request;
     mw_transfer transfer;
     char error_buffer[CURL_ERROR_SIZE];
     CURL *easy;
     char *setup_tag;             /* CURLOPT_PRIVATE of mw_transfer_setup */
+    int no_progress;             /* CURLOPT_NOPROGRESS set on easy */
     int ready;                   /* set up, waiting to be added */
     int done;
     CURLcode code;
     PyObject *result;            /* Response or exception instance */
 } batch_item;
+
+/* An easy handle kept between two items of a batch.  Its CURLOPT_PRIVATE
+ * is setup_tag again, so that mw_transfer_setup keeps its options for a
+ * plain request, and CURLOPT_PIPEWAIT is 1.  CURLOPT_HTTPHEADER and
+ * CURLOPT_POSTFIELDS still point into the freed request of the last
+ * item.  libcurl reads them only during a transfer, and before that
+ * mw_transfer_setup sets CURLOPT_HTTPHEADER for every request and
+ * CURLOPT_POSTFIELDS for every POST.  A GET does not read
+ * CURLOPT_POSTFIELDS, and any other request resets the handle. */
+typedef struct {
+    CURL *easy;
+    char *setup_tag;
+    int no_progress;
+} spare_handle;
 
 /* Progress of a batch through its items, in request order.  Items before
  * next_add were started (or failed before); items from next_add to
@@ -48,6 +74,13 @@ typedef struct {
     Py_ssize_t active;           /* items on the multi handle */
     int check_signals;
     int64_t last_check_ms;
+    /* Easy handles and body buffers of collected items, for the next
+     * ones.  Both arrays have spare_capacity entries. */
+    spare_handle *spare_handles;
+    Py_ssize_t spare_handle_count;
+    mw_buffer *spare_bodies;
+    Py_ssize_t spare_body_count;
+    Py_ssize_t spare_capacity;
 } batch_state;
 
 typedef struct {
@@ -137,14 +170,75 @@ unpack_item(PyObject *entry, PyObject **fields)
     return -1;
 }
 
+/* Give the item an easy handle that an earlier item of the batch left,
+ * or else one from the client's pool.  Set *spare to the kept handle's
+ * entry, or clear spare->easy for a handle from the pool. */
+static int
+take_handle(PyObject *client, batch_state *state, batch_item *item,
+            spare_handle *spare)
+{
+    if (state->spare_handle_count > 0) {
+        *spare = state->spare_handles[--state->spare_handle_count];
+        item->easy = spare->easy;
+        return 0;
+    }
+    spare->easy = NULL;
+    item->easy = mw_client_acquire(client);
+    return item->easy != NULL ? 0 : -1;
+}
+
+/* Set the options that only batches set.  After mw_transfer_setup, a
+ * handle from the pool has CURLOPT_PIPEWAIT 0 and CURLOPT_NOPROGRESS 0.
+ * A kept handle that got its earlier tag back still has the values of
+ * its last item.  One whose tag changed may have been reset, so both
+ * are set again. */
+static int
+set_batch_options(batch_item *item, const spare_handle *spare)
+{
+    int from_pool = spare->easy == NULL;
+    int tag_changed = !from_pool && spare->setup_tag != item->setup_tag;
+    int set_no_progress;
+
+    /* Wait for a connection that may multiplex instead of opening one
+     * per transfer before the server's HTTP/2 support is known. */
+    if ((from_pool || tag_changed)
+            && curl_easy_setopt(item->easy, CURLOPT_PIPEWAIT, 1L)
+               != CURLE_OK) {
+        PyErr_SetString(mwcomms_Error,
+                        "curl_easy_setopt(CURLOPT_PIPEWAIT) failed");
+        return -1;
+    }
+    /* Without a read timeout, xferinfo_callback has nothing to do for a
+     * batch item (run_batch checks the signals), so libcurl need not
+     * call it several times per transfer. */
+    item->no_progress = item->request.read_timeout_ms == 0;
+    if (from_pool) {
+        set_no_progress = item->no_progress;
+    }
+    else {
+        set_no_progress = tag_changed
+                          || item->no_progress != spare->no_progress;
+    }
+    if (set_no_progress
+            && curl_easy_setopt(item->easy, CURLOPT_NOPROGRESS,
+                                (long)item->no_progress) != CURLE_OK) {
+        PyErr_SetString(mwcomms_Error,
+                        "curl_easy_setopt(CURLOPT_NOPROGRESS) failed");
+        return -1;
+    }
+    return 0;
+}
+
 /* Check, set up and sign one item.  Return 0, or -1 with an exception
  * set that becomes the item's result. */
 static int
-prepare_item(PyObject *client, batch_item *item, PyObject *entry,
-             batch_options *options)
+prepare_item(PyObject *client, batch_state *state, batch_item *item,
+             PyObject *entry, batch_options *options)
 {
     PyObject *fields[5];
     PyObject *method = NULL;
+    spare_handle spare;
+    struct curl_slist *unsigned_headers;
     int result = -1;
 
     if (unpack_item(entry, fields) < 0) {
@@ -174,8 +268,7 @@ prepare_item(PyObject *client, batch_item *item, PyObject *entry,
                         "need request() or stream()");
         goto done;
     }
-    item->easy = mw_client_acquire(client);
-    if (item->easy == NULL) {
+    if (take_handle(client, state, item, &spare) < 0) {
         goto done;
     }
     if (mw_transfer_setup(item->easy, &item->request, &item->transfer,
@@ -185,8 +278,8 @@ prepare_item(PyObject *client, batch_item *item, PyObject *entry,
     }
     /* run_batch finds the item through CURLOPT_PRIVATE.  With the item
      * there, the handle is reset when it goes back to the pool (see
-     * mw_transfer_detach), unless collect_item puts the tag back after a
-     * complete transfer. */
+     * mw_transfer_detach), unless keep_handle or release_to_pool puts
+     * the tag back after a complete transfer. */
     curl_easy_getinfo(item->easy, CURLINFO_PRIVATE, &item->setup_tag);
     if (curl_easy_setopt(item->easy, CURLOPT_PRIVATE, (char *)item)
             != CURLE_OK) {
@@ -196,21 +289,24 @@ prepare_item(PyObject *client, batch_item *item, PyObject *entry,
     }
     /* One thread checks signals for the whole batch. */
     item->transfer.check_signals = 0;
-    /* Wait for a connection that may multiplex instead of opening one
-     * per transfer before the server's HTTP/2 support is known. */
-    if (curl_easy_setopt(item->easy, CURLOPT_PIPEWAIT, 1L) != CURLE_OK) {
-        PyErr_SetString(mwcomms_Error,
-                        "curl_easy_setopt(CURLOPT_PIPEWAIT) failed");
+    if (set_batch_options(item, &spare) < 0) {
         goto done;
     }
+    unsigned_headers = item->request.headers;
     if (mw_request_authorize(&item->request) < 0) {
         goto done;
     }
-    if (curl_easy_setopt(item->easy, CURLOPT_HTTPHEADER,
-                         item->request.headers) != CURLE_OK) {
+    /* Signing appends its header to a list that libcurl already has,
+     * unless the list was empty. */
+    if (item->request.headers != unsigned_headers
+            && curl_easy_setopt(item->easy, CURLOPT_HTTPHEADER,
+                                item->request.headers) != CURLE_OK) {
         PyErr_SetString(mwcomms_Error,
                         "curl_easy_setopt(CURLOPT_HTTPHEADER) failed");
         goto done;
+    }
+    if (state->spare_body_count > 0) {
+        item->transfer.body = state->spare_bodies[--state->spare_body_count];
     }
     item->ready = 1;
     result = 0;
@@ -259,12 +355,16 @@ run_batch(CURLM *multi, batch_state *state)
         CURLMsg *message;
         int running = 0;
         int left = 0;
+        int closed = -1;         /* not checked yet in this pass */
 
         while (state->active < state->max_concurrency
                && state->next_add < state->next_setup) {
             batch_item *item = &items[state->next_add];
 
-            if (item->ready && mw_client_is_closed(state->client)) {
+            if (item->ready && closed < 0) {
+                closed = mw_client_is_closed(state->client);
+            }
+            if (item->ready && closed) {
                 /* close() ran: mw_request_many fails this item and the
                  * rest once the items on the multi handle finish. */
                 break;
@@ -379,10 +479,71 @@ configure_multi(CURLM *multi, Py_ssize_t max_concurrency)
     return 0;
 }
 
-/* Build a finished item's Response or exception, give its easy handle
- * back to the pool and free its buffers. */
+/* Set CURLOPT_PIPEWAIT and CURLOPT_NOPROGRESS back to 0, the values of
+ * a pooled handle, and give the handle back to the pool.  A handle whose
+ * options could not be set back loses its tag, so that the pool resets
+ * it. */
 static void
-collect_item(PyObject *client, batch_item *item)
+release_to_pool(PyObject *client, CURL *easy, char *setup_tag)
+{
+    if (curl_easy_setopt(easy, CURLOPT_PIPEWAIT, 0L) != CURLE_OK
+            || curl_easy_setopt(easy, CURLOPT_NOPROGRESS, 0L) != CURLE_OK
+            || curl_easy_setopt(easy, CURLOPT_PRIVATE, setup_tag)
+               != CURLE_OK) {
+        curl_easy_setopt(easy, CURLOPT_PRIVATE, (char *)NULL);
+    }
+    mw_client_release(client, easy, 1);
+}
+
+/* Keep a collected item's easy handle for the next item of the batch,
+ * or give it back to the pool.  Only a handle set up for a plain request
+ * (see plain_setup_tags in client_request.c) is kept, because any other
+ * needs the reset that the pool gives it. */
+static void
+keep_handle(PyObject *client, batch_state *state, batch_item *item)
+{
+    if (item->setup_tag != NULL
+            && state->spare_handle_count < state->spare_capacity
+            && curl_easy_setopt(item->easy, CURLOPT_PRIVATE, item->setup_tag)
+               == CURLE_OK) {
+        spare_handle *spare =
+            &state->spare_handles[state->spare_handle_count++];
+
+        spare->easy = item->easy;
+        spare->setup_tag = item->setup_tag;
+        spare->no_progress = item->no_progress;
+        return;
+    }
+    /* With its tag NULL, or with the item in CURLOPT_PRIVATE after a
+     * failed curl_easy_setopt, the pool resets the handle. */
+    release_to_pool(client, item->easy, item->setup_tag);
+}
+
+/* Keep a collected item's body buffer for the next item.  A buffer that
+ * is too large, or finds the spare list full, stays for mw_transfer_clear
+ * to free. */
+static void
+keep_body(batch_state *state, mw_transfer *transfer)
+{
+    mw_buffer *body = &transfer->body;
+
+    if (body->data != NULL && body->cap <= SPARE_BODY_MAX_BYTES
+            && state->spare_body_count < state->spare_capacity) {
+        mw_buffer *spare = &state->spare_bodies[state->spare_body_count++];
+
+        spare->data = body->data;
+        spare->len = 0;
+        spare->cap = body->cap;
+        body->data = NULL;
+        body->len = 0;
+        body->cap = 0;
+    }
+}
+
+/* Build a finished item's Response or exception, keep its easy handle
+ * and body buffer for the next items, and free its other buffers. */
+static void
+collect_item(PyObject *client, batch_state *state, batch_item *item)
 {
     long connects = 0;
 
@@ -400,16 +561,9 @@ collect_item(PyObject *client, batch_item *item)
             store_exception(item);
         }
     }
-    /* A handle set up for a plain request keeps its options in the pool
-     * when it gets its tag back, with the option that only batches set
-     * turned off.  Otherwise it is reset there. */
-    if (curl_easy_setopt(item->easy, CURLOPT_PIPEWAIT, 0L) != CURLE_OK
-            || curl_easy_setopt(item->easy, CURLOPT_PRIVATE,
-                                item->setup_tag) != CURLE_OK) {
-        curl_easy_setopt(item->easy, CURLOPT_PRIVATE, (char *)NULL);
-    }
-    mw_client_release(client, item->easy, 1);
+    keep_handle(client, state, item);
     item->easy = NULL;
+    keep_body(state, &item->transfer);
     mw_transfer_clear(&item->transfer);
     mw_request_clear(&item->request);
 }
@@ -424,7 +578,7 @@ collect_finished(PyObject *client, batch_state *state)
         batch_item *item = &state->items[i];
 
         if (item->easy != NULL && item->done) {
-            collect_item(client, item);
+            collect_item(client, state, item);
         }
         if (item->easy != NULL) {
             settled = 0;
@@ -496,7 +650,7 @@ set_up_items(PyObject *client, batch_state *state, PyObject *sequence,
 
         memset(item, 0, sizeof(*item));
         state->next_setup++;
-        if (prepare_item(client, item,
+        if (prepare_item(client, state, item,
                          PySequence_Fast_GET_ITEM(sequence,
                                                   state->next_setup - 1),
                          options) == 0) {
@@ -568,6 +722,22 @@ mw_request_many(PyObject *client, PyObject *args, PyObject *kwargs)
         PyErr_NoMemory();
         goto done;
     }
+    /* At most twice max_concurrency handles are in use at a time (see
+     * the top of this file), so the arrays do not fill up.  If they
+     * did, keep_handle would give the handle back to the pool, and the
+     * body buffer would be freed. */
+    state.spare_capacity = state.max_concurrency <= count / 2
+                           ? 2 * state.max_concurrency : count;
+    state.spare_handles = PyMem_Malloc(
+        (state.spare_capacity > 0 ? (size_t)state.spare_capacity : 1)
+        * sizeof(*state.spare_handles));
+    state.spare_bodies = PyMem_Malloc(
+        (state.spare_capacity > 0 ? (size_t)state.spare_capacity : 1)
+        * sizeof(*state.spare_bodies));
+    if (state.spare_handles == NULL || state.spare_bodies == NULL) {
+        PyErr_NoMemory();
+        goto done;
+    }
     state.client = client;
     state.items = items;
     state.count = count;
@@ -627,17 +797,31 @@ done:
             }
             Py_END_ALLOW_THREADS
         }
+        /* Only the items that still have a handle have buffers left,
+         * because collect_item and drop_item free them. */
         for (Py_ssize_t i = 0; i < state.next_setup; i++) {
             if (items[i].easy != NULL) {
                 mw_client_release(client, items[i].easy, items[i].done);
+                mw_transfer_clear(&items[i].transfer);
+                mw_request_clear(&items[i].request);
             }
-            mw_transfer_clear(&items[i].transfer);
-            mw_request_clear(&items[i].request);
             Py_XDECREF(items[i].result);
+        }
+        /* Give the kept handles back before the items are freed,
+         * because their libcurl pointers lead into the items until
+         * mw_transfer_detach clears them. */
+        for (Py_ssize_t i = 0; i < state.spare_handle_count; i++) {
+            release_to_pool(client, state.spare_handles[i].easy,
+                            state.spare_handles[i].setup_tag);
+        }
+        for (Py_ssize_t i = 0; i < state.spare_body_count; i++) {
+            PyMem_RawFree(state.spare_bodies[i].data);
         }
         PyErr_Restore(type, value, traceback);
         PyMem_Free(items);
     }
+    PyMem_Free(state.spare_handles);
+    PyMem_Free(state.spare_bodies);
     if (multi != NULL) {
         mw_client_release_multi(client, multi, multi_kept);
     }

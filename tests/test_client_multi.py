@@ -113,6 +113,63 @@ def test_many_read_timeout(client, http_server):
     assert results[1].status == 200
 
 
+def test_many_read_timeout_after_batch(client, http_server):
+    # A batch without a read timeout turns libcurl's progress callback
+    # off on its handles.  request() on such a handle needs it back.
+    client.request_many([('GET', http_server.url('/echo'))] * 4,
+                        max_concurrency=1)
+    handles = client.stats['handles']
+    with pytest.raises(_mwcomms.Timeout) as info:
+        client.request('GET', http_server.url('/slow?seconds=3'),
+                       timeout=(5, 0.5))
+    assert info.value.phase == 'read'
+    assert client.stats['handles'] == handles
+    results = client.request_many(
+        [('GET', http_server.url('/slow?seconds=3'))], timeout=(5, 0.5))
+    assert isinstance(results[0], _mwcomms.Timeout)
+    assert results[0].phase == 'read'
+
+
+def test_many_methods_share_handle(client, http_server):
+    # With max_concurrency=1 every item runs on the handle of the one
+    # before, plain (GET, POST) and reset (DELETE, PUT) setups in turn.
+    url = http_server.url('/echo')
+    batch = [
+        ('POST', url, None, b'first'),
+        ('GET', url),
+        ('DELETE', url),
+        ('GET', http_server.url('/slow?seconds=3')),
+        ('PUT', url, None, b'put body'),
+        ('GET', url),
+        ('POST', url),
+    ]
+    results = client.request_many(batch, max_concurrency=1,
+                                  timeout=(5, 0.5))
+    expected = {0: ('POST', 'first'), 1: ('GET', ''), 2: ('DELETE', ''),
+                4: ('PUT', 'put body'), 5: ('GET', ''), 6: ('POST', '')}
+    for index, (method, body) in expected.items():
+        data = json.loads(results[index].body)
+        assert data['method'] == method, index
+        assert data['body'] == body, index
+    assert isinstance(results[3], _mwcomms.Timeout)
+    assert results[3].phase == 'read'
+
+
+def test_many_body_buffers_reused(client, http_server):
+    # Items in turn fill the body buffer of the item before, so each body
+    # must have its own bytes only, whatever the size of the last one.
+    sizes = [5000, 10, 0, 3000, 1, 60000, 7]
+    batch = [('GET', http_server.url(f'/large?size={size}'))
+             for size in sizes]
+    batch.append(('GET', http_server.url('/gzip')))
+    results = client.request_many(batch, max_concurrency=1)
+    pattern = bytes(i % 251 for i in range(251))
+    for size, response in zip(sizes, results):
+        expected = pattern * (size // 251) + b'x' * (size % 251)
+        assert response.body == expected, size
+    assert results[-1].body == b'mwcomms compressed payload. ' * 200
+
+
 def test_many_max_response_size(http_server):
     with _mwcomms.Client(max_response_size=1000) as client:
         results = client.request_many([
