@@ -338,31 +338,26 @@ make_state_template(void)
  * assignment to __dict__.  headers_type is a requests
  * CaseInsensitiveDict subclass: its instance gets the header map as
  * _store without running its __init__. */
+static int
+is_class(PyObject *object)
+{
+    return PyType_Check(object) && ((PyTypeObject *)object)->tp_new != NULL;
+}
+
+/* args: headers_type, request, sent (already checked). */
 static PyObject *
-Response_requests_state(ResponseObject *self, PyObject *const *args,
-                        Py_ssize_t nargs)
+build_requests_state(ResponseObject *self, PyObject *const *args)
 {
     PyObject *values[STATE_NAMES] = {NULL};
     PyObject *state = NULL;
     PyObject *headers = NULL;
     PyObject *map = NULL;
     PyObject *empty = NULL;
-    PyTypeObject *headers_type;
+    PyTypeObject *headers_type = (PyTypeObject *)args[0];
 
-    if (nargs != 3) {
-        PyErr_Format(PyExc_TypeError,
-                     "requests_state() takes 3 arguments (%zd given)", nargs);
-        return NULL;
-    }
-    if (!PyType_Check(args[0]) || ((PyTypeObject *)args[0])->tp_new == NULL) {
-        PyErr_SetString(PyExc_TypeError,
-                        "requests_state(): headers_type must be a class");
-        return NULL;
-    }
     if (make_state_template() < 0 || parse_headers(self) < 0) {
         return NULL;
     }
-    headers_type = (PyTypeObject *)args[0];
     map = build_header_map(self);
     if (map == NULL) {
         goto done;
@@ -414,6 +409,64 @@ done:
     Py_XDECREF(map);
     Py_XDECREF(empty);
     return state;
+}
+
+static PyObject *
+Response_requests_state(ResponseObject *self, PyObject *const *args,
+                        Py_ssize_t nargs)
+{
+    if (nargs != 3) {
+        PyErr_Format(PyExc_TypeError,
+                     "requests_state() takes 3 arguments (%zd given)", nargs);
+        return NULL;
+    }
+    if (!is_class(args[0])) {
+        PyErr_SetString(PyExc_TypeError,
+                        "requests_state(): headers_type must be a class");
+        return NULL;
+    }
+    return build_requests_state(self, args);
+}
+
+/* requests_response(cls, headers_type, request, sent): a new cls
+ * instance whose __dict__ is requests_state(headers_type, request,
+ * sent), made without running cls.__init__. */
+static PyObject *
+Response_requests_response(ResponseObject *self, PyObject *const *args,
+                           Py_ssize_t nargs)
+{
+    PyTypeObject *cls;
+    PyObject *state = NULL;
+    PyObject *empty = NULL;
+    PyObject *instance = NULL;
+
+    if (nargs != 4) {
+        PyErr_Format(PyExc_TypeError,
+                     "requests_response() takes 4 arguments (%zd given)",
+                     nargs);
+        return NULL;
+    }
+    if (!is_class(args[0]) || !is_class(args[1])) {
+        PyErr_SetString(PyExc_TypeError,
+                        "requests_response(): cls and headers_type must be "
+                        "classes");
+        return NULL;
+    }
+    cls = (PyTypeObject *)args[0];
+    state = build_requests_state(self, args + 1);
+    if (state == NULL) {
+        return NULL;
+    }
+    empty = PyTuple_New(0);
+    if (empty != NULL) {
+        instance = cls->tp_new(cls, empty, NULL);
+    }
+    if (instance != NULL && PyObject_GenericSetDict(instance, state, NULL) < 0) {
+        Py_CLEAR(instance);
+    }
+    Py_XDECREF(empty);
+    Py_DECREF(state);
+    return instance;
 }
 
 static PyObject *
@@ -475,6 +528,12 @@ static PyMethodDef Response_methods[] = {
                "requests.Response built from this response has: body,\n"
                "status, a headers_type instance over header_map() and the\n"
                "rest.  Used by pywikibot_ext to build its Response.")},
+    {"requests_response",
+     (PyCFunction)(void (*)(void))Response_requests_response, METH_FASTCALL,
+     PyDoc_STR("requests_response(cls, headers_type, request, sent)\n--\n\n"
+               "Return a new cls instance (a requests.Response subclass)\n"
+               "whose __dict__ is requests_state(headers_type, request,\n"
+               "sent), without running cls.__init__.")},
     {NULL}
 };
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 
-__all__ = ['getenv']
+__all__ = ['getenv', 'stored_value_reader']
 
 _data = getattr(os.environ, '_data', None)
 _encode_key = getattr(os.environ, 'encodekey', None)
@@ -40,3 +40,16 @@ if isinstance(_data, dict) and _encode_key and _decode_value:
     getenv = _fast_getenv
 else:
     getenv = os.environ.get
+
+
+def stored_value_reader(name: str):
+    """Return (get, key) such that ``get(key)`` is the stored value of the
+    variable *name*, or None when it is not set.
+
+    The stored value is bytes on CPython (the str from os.environ
+    elsewhere): not for display, but equal values mean equal variables,
+    so it serves as a cache key without a Python call per lookup.
+    """
+    if getenv is _fast_getenv:
+        return _data.get, _encode_key(name)
+    return os.environ.get, name

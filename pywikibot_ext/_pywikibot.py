@@ -18,8 +18,8 @@ import pywikibot
 from pywikibot import config
 from pywikibot.comms import http
 
-from pywikibot_ext._environ import getenv
-from pywikibot_ext._response import Response
+from pywikibot_ext._environ import stored_value_reader
+from pywikibot_ext._response import Headers, Response
 from pywikibot_ext._transport import Transport
 
 __all__ = ['MwcommsSession', 'fetch', 'request', 'transport']
@@ -64,12 +64,16 @@ class MwcommsSession(requests.Session):
 _ua_cache: dict = {}
 
 
+_env_get, _PYWIKIBOT_USERNAME = stored_value_reader('PYWIKIBOT_USERNAME')
+_, _PWB_USERNAME = stored_value_reader('PWB_USERNAME')
+
+
 def _ua_key(site, format_string):
     username = site.username() if site else None
     # http.user_agent_username() reads these variables only when the site
     # has no account name.
     environment = None if username else (
-        getenv('PYWIKIBOT_USERNAME'), getenv('PWB_USERNAME'))
+        _env_get(_PYWIKIBOT_USERNAME), _env_get(_PWB_USERNAME))
     return (id(site), format_string, username, config.user_agent_format,
             config.user_agent_description, environment,
             pywikibot.argvu[0] if pywikibot.argvu else None)
@@ -182,12 +186,18 @@ def fetch(uri: str, method: str = 'GET', headers: dict | None = None,
     """
     headers = (headers or {}) | config.extra_headers
     if 'user-agent' not in headers:
-        headers['user-agent'] = _assign_fake_user_agent(use_fake_user_agent,
-                                                        uri)
+        if (use_fake_user_agent is False
+                and not config.fake_user_agent_exceptions):
+            headers['user-agent'] = cached_user_agent()
+        else:
+            headers['user-agent'] = _assign_fake_user_agent(
+                use_fake_user_agent, uri)
     else:
         headers['user-agent'] = _assign_user_agent(headers.get('user-agent'))
 
-    callbacks = list(kwargs.pop('callbacks', []))
+    callbacks = kwargs.pop('callbacks', None)
+    if callbacks:
+        callbacks = list(callbacks)
     error_callback = None
     if default_error_handling:
         error_callback = http.error_handling_callback
@@ -202,8 +212,9 @@ def fetch(uri: str, method: str = 'GET', headers: dict | None = None,
     timeout = config.socket_timeout
 
     try:
-        response = transport().request(method, uri, headers=headers,
-                                       auth=auth, timeout=timeout, **kwargs)
+        response = (_transport or transport()).request(
+            method, uri, headers=headers, auth=auth, timeout=timeout,
+            **kwargs)
     except Exception as e:
         response = e
     else:
@@ -220,8 +231,9 @@ def fetch(uri: str, method: str = 'GET', headers: dict | None = None,
         # pywikibot's callback neither raises nor logs for these statuses,
         # so it is skipped for them unless someone replaced it.
         error_callback(response)
-    for callback in callbacks:
-        callback(response)
+    if callbacks:
+        for callback in callbacks:
+            callback(response)
 
     return response
 
@@ -246,7 +258,12 @@ def _is_utf8_codec(encoding: str) -> bool:
 
 
 def _header_encoding(response) -> tuple[str, bool] | None:
-    content_type = response.headers.get('content-type')
+    headers = response.headers
+    if type(headers) is Headers:
+        content_type = headers._store.get('content-type')
+        content_type = content_type and content_type[1]
+    else:
+        content_type = headers.get('content-type')
     if not content_type:
         return None
     try:

@@ -27,14 +27,16 @@ from pywikibot_ext import _log, options
 from pywikibot_ext._oauth_text import (
     INDEX_ERROR_BYTES,
     MAX_CLOCK_CORRECTION_S,
+    MAX_ERROR_REPLY_BYTES,
     clock_offset,
     rejected_timestamp,
 )
-from pywikibot_ext._environ import getenv
+from pywikibot_ext._environ import getenv, stored_value_reader
 from pywikibot_ext._multipart import multipart_body
 from pywikibot_ext._proxy import select_proxy
 from pywikibot_ext._response import (
     CookieResponse,
+    Headers,
     Response,
     StreamedResponse,
     cookie_request,
@@ -54,6 +56,9 @@ MAX_REDIRECTS = 30  # requests.models.DEFAULT_REDIRECT_LIMIT
 # Characters that may appear in a URL as pywikibot builds it; anything
 # else is quoted by requote_uri, as requests does in prepare_url.
 _SAFE_URL = re.compile(r"[A-Za-z0-9\-._~:/?#\[\]@!$&'()*+,;=%]*\Z")
+
+# Body types sent as they are, without _prepare_body.
+_PLAIN_BODIES = (str, bytes)
 
 # libcurl error codes that the messages below single out.
 CURLE_COULDNT_RESOLVE_PROXY = 5
@@ -142,19 +147,32 @@ class Transport:
             url = prepared.url
 
         send_headers = send_header_map(headers.items() if headers else ())
-        body = self._prepare_body(send_headers, data, files, json)
-        if callable(auth) and not isinstance(auth, _mwcomms.OAuth1):
-            url, body = self._run_auth_hook(auth, method, url, send_headers,
-                                            body)
-            auth = None
-        signer, basic = self._prepare_auth(auth, method, url, send_headers,
-                                           body)
-        if basic is not None:
-            send_headers['Authorization'] = basic
+        # The tests on type() below take the usual cases (no body or a
+        # str or bytes body; no auth or an OAuth 4-tuple; verify left
+        # on) without the calls that handle every case.
+        if (files or json is not None
+                or not (data is None or type(data) in _PLAIN_BODIES)):
+            body = self._prepare_body(send_headers, data, files, json)
+        else:
+            body = data
+        if auth is None:
+            signer = None
+        elif type(auth) is tuple and len(auth) == 4:
+            signer = self.oauth_for(auth, _netloc(url))
+        else:
+            if callable(auth) and not isinstance(auth, _mwcomms.OAuth1):
+                url, body = self._run_auth_hook(auth, method, url,
+                                                send_headers, body)
+                auth = None
+            signer, basic = self._prepare_auth(auth, method, url,
+                                               send_headers, body)
+            if basic is not None:
+                send_headers['Authorization'] = basic
         verify = self._verify_option(verify)
         if stream and progress is None:
             progress = options.download_progress
-        body_position = _body_position(body)
+        body_position = (None if body is None or type(body) in _PLAIN_BODIES
+                         else _body_position(body))
 
         history = []
         clock_corrected = False
@@ -169,7 +187,8 @@ class Transport:
                     and response.status_code == 200
                     and options.correct_clock_skew
                     and ('mediawiki-api-error' in response.headers._store
-                         or INDEX_ERROR_BYTES in response._content)
+                         or (len(response._content) <= MAX_ERROR_REPLY_BYTES
+                             and INDEX_ERROR_BYTES in response._content))
                     and self._correct_rejected_clock(response, signer, url,
                                                      body, body_position)):
                 # The wiki checks the OAuth header in its session provider,
@@ -225,7 +244,7 @@ class Transport:
             pairs = list(store.values())
         jar = self.cookie_jar
         cookie_req = None
-        if 'Cookie' not in headers:
+        if 'cookie' not in store:
             cookie_header = None
             # CookieJar.__len__ walks every cookie of every site, while an
             # empty store is enough to tell that the jar is empty.
@@ -274,7 +293,8 @@ class Transport:
                                                      body),
                                         time.perf_counter() - started)
         else:
-            response = Response(result, None, (method, url, pairs, body))
+            response = result.requests_response(Response, Headers, None,
+                                                (method, url, pairs, body))
         # The parsed headers tell whether there are cookies, so the C
         # result is searched again only for replies that set some.
         if jar is not None and 'set-cookie' in response.headers._store:
@@ -418,9 +438,7 @@ class Transport:
         True, so the same environment keeps working here.
         """
         if verify is None or verify is True:
-            bundle = (getenv('REQUESTS_CA_BUNDLE')
-                      or getenv('CURL_CA_BUNDLE'))
-            return bundle or True
+            return _ca_bundle() or True
         return verify
 
     @staticmethod
@@ -472,13 +490,32 @@ class Transport:
         return changed_port or changed_scheme
 
 
+_env_get, _REQUESTS_CA_BUNDLE = stored_value_reader('REQUESTS_CA_BUNDLE')
+_, _CURL_CA_BUNDLE = stored_value_reader('CURL_CA_BUNDLE')
+_last_bundle = (None, None, None)
+
+
+def _ca_bundle() -> str | None:
+    """Return REQUESTS_CA_BUNDLE or else CURL_CA_BUNDLE, as requests
+    reads them, decoding them again only when they change."""
+    global _last_bundle
+    stored = (_env_get(_REQUESTS_CA_BUNDLE), _env_get(_CURL_CA_BUNDLE))
+    last = _last_bundle
+    if stored[0] is last[0] and stored[1] is last[1]:
+        return last[2]
+    bundle = getenv('REQUESTS_CA_BUNDLE') or getenv('CURL_CA_BUNDLE')
+    _last_bundle = (*stored, bundle)
+    return bundle
+
+
 def _netloc(url: str) -> str:
     """Return ``urlsplit(url).netloc``, without urlsplit for the usual
     'scheme://host[:port]/path' form."""
     parts = url.split('/', 3)
-    if (len(parts) >= 3 and parts[1] == '' and parts[0].endswith(':')
-            and not any(c in parts[2] for c in '?#\\')):
-        return parts[2]
+    if len(parts) >= 3 and parts[1] == '' and parts[0].endswith(':'):
+        host = parts[2]
+        if '?' not in host and '#' not in host and '\\' not in host:
+            return host
     return urlsplit(url).netloc
 
 

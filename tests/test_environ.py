@@ -44,3 +44,20 @@ def test_getenv_follows_changes(monkeypatch):
 ])
 def test_netloc_matches_urlsplit(url):
     assert _netloc(url) == urlsplit(url).netloc
+
+
+def test_ca_bundle_follows_changes(monkeypatch):
+    from pywikibot_ext._transport import Transport
+    monkeypatch.delenv('REQUESTS_CA_BUNDLE', raising=False)
+    monkeypatch.delenv('CURL_CA_BUNDLE', raising=False)
+    assert Transport._verify_option(None) is True
+    monkeypatch.setenv('CURL_CA_BUNDLE', '/etc/curl.pem')
+    assert Transport._verify_option(True) == '/etc/curl.pem'
+    monkeypatch.setenv('REQUESTS_CA_BUNDLE', '/etc/requests.pem')
+    assert Transport._verify_option(None) == '/etc/requests.pem'
+    monkeypatch.setenv('REQUESTS_CA_BUNDLE', '')
+    assert Transport._verify_option(None) == '/etc/curl.pem'
+    monkeypatch.delenv('CURL_CA_BUNDLE')
+    assert Transport._verify_option(None) is True
+    assert Transport._verify_option(False) is False
+    assert Transport._verify_option('/x.pem') == '/x.pem'

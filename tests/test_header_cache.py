@@ -125,3 +125,22 @@ def test_requests_state_arguments(raw_servers):
     assert state['history'] is not result.requests_state(
         Headers, None, None)['history']
     assert state['headers']._store == result.header_map()
+
+
+def test_requests_response(raw_servers):
+    server = raw_servers(serve_blocks([[b'Content-Type: text/plain']]))
+    with _mwcomms.Client() as client:
+        result = client.request('GET', server.url('/0'), timeout=10)
+    sent = ('GET', server.url('/0'), [], None)
+    response = result.requests_response(Response, Headers, None, sent)
+    assert type(response) is Response
+    assert response.status_code == 200
+    assert response.text == 'ok'
+    assert response.headers['content-type'] == 'text/plain'
+    assert response.request.url == server.url('/0')
+    with pytest.raises(TypeError, match='takes 4 arguments'):
+        result.requests_response(Response, Headers, None)
+    with pytest.raises(TypeError, match='must be classes'):
+        result.requests_response(Response, 'Headers', None, sent)
+    with pytest.raises(TypeError, match='must be classes'):
+        result.requests_response(None, Headers, None, sent)
