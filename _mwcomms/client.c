@@ -153,10 +153,29 @@ create_share(ClientObject *self)
  */
 static int create_share(ClientObject *self);
 
+/* The id of this process, set at import and again in the child after
+ * each fork(), so that the check before every request costs no system
+ * call.  fork_handler_missing: pthread_atfork failed, so mw_current_pid
+ * asks the kernel each time. */
+static pid_t process_id;
+static int fork_handler_missing;
+
+static void
+note_fork_in_child(void)
+{
+    process_id = getpid();
+}
+
+pid_t
+mw_current_pid(void)
+{
+    return fork_handler_missing ? getpid() : process_id;
+}
+
 static int
 reset_after_fork(ClientObject *self, int new_share)
 {
-    pid_t pid = getpid();
+    pid_t pid = mw_current_pid();
 
     if (self->pid == pid) {
         return 0;
@@ -580,7 +599,7 @@ Client_new(PyTypeObject *type, PyObject *args, PyObject *kwargs)
     if (self == NULL) {
         return NULL;
     }
-    self->pid = getpid();
+    self->pid = mw_current_pid();
     self->cookies = cookies;
     self->max_idle = max_idle;
     self->max_response_size = -1;
@@ -1168,6 +1187,9 @@ mwcomms_client_init(PyObject *module)
     if (read_main_thread_ident() < 0) {
         return -1;
     }
+    process_id = getpid();
+    fork_handler_missing = pthread_atfork(NULL, NULL, note_fork_in_child)
+                           != 0;
     if (PyType_Ready(&ClientType) < 0 || PyType_Ready(&mw_ResponseType) < 0
             || PyType_Ready(&mw_StreamResponseType) < 0
             || PyType_Ready(&mw_ChunkIteratorType) < 0

@@ -181,6 +181,10 @@ void mw_raise_transfer_error(CURLcode code, const char *error_buffer,
                              mw_request *request, mw_transfer *transfer);
 PyObject *mw_redact_url(PyObject *url);
 
+/* client.c: the id of this process without a system call, kept right
+ * across fork(). */
+pid_t mw_current_pid(void);
+
 /* client_response.c */
 extern PyTypeObject mw_ResponseType;
 PyObject *mw_response_new(CURL *easy, mw_transfer *transfer);

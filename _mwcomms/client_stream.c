@@ -356,7 +356,7 @@ stream_release(StreamObject *self)
 
     self->closed = 1;
     self->client = NULL;
-    if (easy != NULL && self->pid != getpid()) {
+    if (easy != NULL && self->pid != mw_current_pid()) {
         /* Opened before fork(): the connection belongs to the parent, so
          * the handles are leaked as in the client's reset_after_fork. */
         self->single.multi = NULL;
@@ -436,7 +436,7 @@ stream_enter(StreamObject *self)
         PyErr_SetString(PyExc_ValueError, "StreamResponse is closed");
         return -1;
     }
-    if (self->pid != getpid()) {
+    if (self->pid != mw_current_pid()) {
         PyErr_SetString(PyExc_ValueError,
                         "StreamResponse was opened before fork(): read it "
                         "in the process that opened it");
@@ -988,7 +988,7 @@ mw_stream_open(PyObject *client, PyObject *args, PyObject *kwargs)
     memset((char *)self + sizeof(PyObject), 0,
            sizeof(StreamObject) - sizeof(PyObject));
     self->closed = 1;  /* until a handle is held */
-    self->pid = getpid();
+    self->pid = mw_current_pid();
     PyObject_GC_Track(self);
     if (progress != Py_None) {
         self->progress = Py_NewRef(progress);
