@@ -12,6 +12,7 @@ import time
 
 __all__ = ['API_ERROR_CODE', 'API_INFO_PREFIX', 'INDEX_ERROR_CODE',
            'INDEX_MESSAGE_PREFIX', 'MAX_CLOCK_CORRECTION_S',
+           'MAX_ERROR_REPLY_BYTES', 'MAX_INDEX_ERROR_BYTES',
            'TIMESTAMP_WINDOW_S', 'clock_offset', 'expired_timestamps',
            'rejected_timestamp', 'server_time_from_date']
 
@@ -33,6 +34,10 @@ MAX_CLOCK_CORRECTION_S = 3 * 24 * 3600
 # Largest reply parsed as an OAuth timestamp error.  MediaWiki's error
 # objects are a few hundred bytes.
 MAX_ERROR_REPLY_BYTES = 16384
+# Largest reply parsed as index.php's error object, which holds only the
+# error code and a message of about 100 characters.  Signed replies
+# larger than this are not searched for its error code.
+MAX_INDEX_ERROR_BYTES = 1024
 
 _EXPIRED = re.compile(r'Expired timestamp, yours (\S+), ours (\d+)')
 # The whole reason text that OAuthServer::check_timestamp writes, with the
@@ -97,7 +102,7 @@ def rejected_timestamp(body: bytes, api_error: str | None
     if api_error is not None:
         if api_error.strip() != API_ERROR_CODE:
             return None
-    elif INDEX_ERROR_BYTES not in body:
+    elif len(body) > MAX_INDEX_ERROR_BYTES or INDEX_ERROR_BYTES not in body:
         return None
     try:
         reply = json.loads(body)

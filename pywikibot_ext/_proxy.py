@@ -47,11 +47,14 @@ if isinstance(_environ_data, dict):
 def _proxy_environment_set() -> bool:
     if _encoded_names is not None:
         data = _environ_data
-        for name in _encoded_names:
-            if name in data:
-                return True
-        return False
+        # Unrolled: this runs on every request.
+        return (_NAME_0 in data or _NAME_1 in data or _NAME_2 in data
+                or _NAME_3 in data or _NAME_4 in data or _NAME_5 in data)
     return any(name in os.environ for name in PROXY_URL_VARIABLES)
+
+
+if _encoded_names is not None:
+    _NAME_0, _NAME_1, _NAME_2, _NAME_3, _NAME_4, _NAME_5 = _encoded_names
 
 
 def select_proxy(url: str, proxies, trust_env: bool = True) -> str:

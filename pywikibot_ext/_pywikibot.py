@@ -95,6 +95,33 @@ def cached_user_agent(site=None, format_string=None) -> str:
     return entry[1]
 
 
+# The inputs and the result of the last plain_user_agent() call.
+_plain_ua: tuple = (object(),) * 6
+
+
+def plain_user_agent() -> str:
+    """Return ``cached_user_agent()``: the user agent without a site.
+
+    The same inputs as in cache key of cached_user_agent, compared by
+    identity with those of the last call: a changed value is a new
+    object, so this never returns a stale value, and the usual call
+    builds no key.
+    """
+    global _plain_ua
+    argv = pywikibot.argvu
+    inputs = (config.user_agent_format, config.user_agent_description,
+              _env_get(_PYWIKIBOT_USERNAME), _env_get(_PWB_USERNAME),
+              argv[0] if argv else None)
+    last = _plain_ua
+    if (inputs[0] is last[0] and inputs[1] is last[1]
+            and inputs[2] is last[2] and inputs[3] is last[3]
+            and inputs[4] is last[4]):
+        return last[5]
+    user_agent = cached_user_agent()
+    _plain_ua = (*inputs, user_agent)
+    return user_agent
+
+
 def _assign_fake_user_agent(use_fake_user_agent, uri):
     if config.fake_user_agent_exceptions:
         domain = urlparse(uri).netloc
@@ -188,7 +215,7 @@ def fetch(uri: str, method: str = 'GET', headers: dict | None = None,
     if 'user-agent' not in headers:
         if (use_fake_user_agent is False
                 and not config.fake_user_agent_exceptions):
-            headers['user-agent'] = cached_user_agent()
+            headers['user-agent'] = plain_user_agent()
         else:
             headers['user-agent'] = _assign_fake_user_agent(
                 use_fake_user_agent, uri)
@@ -284,12 +311,7 @@ def _header_encoding(response) -> tuple[str, bool] | None:
     return entry
 
 
-def _has_accept_charset(headers) -> bool:
-    for name in headers:
-        # The length test skips the lower() of almost every name.
-        if len(name) == 14 and name.lower() == 'accept-charset':
-            return True
-    return False
+_MISSING = object()
 
 
 def decide_encoding(response, charset, headers) -> str | None:
@@ -300,20 +322,33 @@ def decide_encoding(response, charset, headers) -> str | None:
     body that decodes with it.  pywikibot's function decides every other
     case, and logs or warns as it does.
     """
-    if charset is None and not _has_accept_charset(headers):
+    if charset is not None:
+        return http._decide_encoding(response, charset)
+    for name in headers:
+        # The length test skips the lower() of almost every name.
+        if len(name) == 14 and name.lower() == 'accept-charset':
+            return http._decide_encoding(response, charset)
+    entry = _MISSING
+    response_headers = response.headers
+    if type(response_headers) is Headers:
+        # The usual reply: its Content-Type seen before.
+        item = response_headers._store.get('content-type')
+        if item is not None:
+            entry = _header_encodings.get(item[1], _MISSING)
+    if entry is _MISSING:
         entry = _header_encoding(response)
-        if entry is not None:
-            encoding, utf8 = entry
-            content = response.content
-            if utf8 and isinstance(content, bytes):
-                # Checks the bytes without building the str.
-                if _mwcomms.utf8_valid(content):
-                    return encoding
+    if entry is not None:
+        encoding, utf8 = entry
+        content = response.content
+        if utf8 and isinstance(content, bytes):
+            # Checks the bytes without building the str.
+            if _mwcomms.utf8_valid(content):
+                return encoding
+        else:
+            try:
+                content.decode(encoding)
+            except (LookupError, UnicodeDecodeError):
+                pass
             else:
-                try:
-                    content.decode(encoding)
-                except (LookupError, UnicodeDecodeError):
-                    pass
-                else:
-                    return encoding
+                return encoding
     return http._decide_encoding(response, charset)

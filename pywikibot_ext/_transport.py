@@ -27,13 +27,13 @@ from pywikibot_ext import _log, options
 from pywikibot_ext._oauth_text import (
     INDEX_ERROR_BYTES,
     MAX_CLOCK_CORRECTION_S,
-    MAX_ERROR_REPLY_BYTES,
+    MAX_INDEX_ERROR_BYTES,
     clock_offset,
     rejected_timestamp,
 )
 from pywikibot_ext._environ import getenv, stored_value_reader
 from pywikibot_ext._multipart import multipart_body
-from pywikibot_ext._proxy import select_proxy
+from pywikibot_ext._proxy import _proxy_environment_set, select_proxy
 from pywikibot_ext._response import (
     CookieResponse,
     Headers,
@@ -59,6 +59,11 @@ _SAFE_URL = re.compile(r"[A-Za-z0-9\-._~:/?#\[\]@!$&'()*+,;=%]*\Z")
 
 # Body types sent as they are, without _prepare_body.
 _PLAIN_BODIES = (str, bytes)
+# URLs that _SAFE_URL matched, so that a URL sent again is not matched
+# again, and the hosts of signed URLs (see _netloc); both are cleared
+# when they grow large.
+_safe_urls: dict = {}
+_netlocs: dict = {}
 
 # libcurl error codes that the messages below single out.
 CURLE_COULDNT_RESOLVE_PROXY = 5
@@ -135,9 +140,111 @@ class Transport:
         response is read; it defaults to
         ``pywikibot_ext.options.download_progress``.
         """
-        if cert:
-            raise NotImplementedError(
-                'mwcomms does not support TLS client certificates (cert)')
+        response = None
+        if (not params and files is None and json is None and cookies is None
+                and not hooks and not stream and not cert and proxies is None
+                and (data is None or type(data) in _PLAIN_BODIES)
+                and (verify is None or verify is True)
+                and (auth is None or (type(auth) is tuple and len(auth) == 4))
+                and type(method) is str):
+            usual = self._send_usual(method, url, data, headers, auth,
+                                     timeout)
+            if usual is not None:
+                response = usual[0]
+                status = response.status_code
+                # A redirect to follow or a possible timestamp rejection
+                # (see below) continue on the general path.
+                if not ((allow_redirects and status in REDIRECT_STATUSES)
+                        or (usual[5] is not None and status == 200
+                            and options.correct_clock_skew
+                            and ('mediawiki-api-error'
+                                 in response.headers._store
+                                 or (len(response._content)
+                                     <= MAX_INDEX_ERROR_BYTES
+                                     and INDEX_ERROR_BYTES
+                                     in response._content)))):
+                    return response
+                _, method, url, send_headers, body, signer, verify = usual
+                body_position = None
+        if response is None:
+            if cert:
+                raise NotImplementedError(
+                    'mwcomms does not support TLS client certificates '
+                    '(cert)')
+            method, url, send_headers, body, signer, verify, progress = (
+                self._prepare(method, url, params, data, headers, files,
+                              auth, verify, json, stream, progress))
+            body_position = (None if body is None
+                             or type(body) in _PLAIN_BODIES
+                             else _body_position(body))
+
+        history = []
+        clock_corrected = False
+        while True:
+            if response is None:
+                proxy = select_proxy(url, proxies, self.trust_env)
+                response = self._send_once(method, url, send_headers, body,
+                                           signer, cookies, timeout, verify,
+                                           proxy, stream, progress)
+            # The header and body checks are the cheap first steps of
+            # rejected_timestamp, done here for every signed reply.
+            if (signer is not None and not clock_corrected and not stream
+                    and response.status_code == 200
+                    and options.correct_clock_skew
+                    and ('mediawiki-api-error' in response.headers._store
+                         or (len(response._content) <= MAX_INDEX_ERROR_BYTES
+                             and INDEX_ERROR_BYTES in response._content))
+                    and self._correct_rejected_clock(response, signer, url,
+                                                     body, body_position)):
+                # The wiki checks the OAuth header in its session provider,
+                # before the API module or special page runs, so a request
+                # rejected for its timestamp changed nothing and even a
+                # POST edit can be sent again.  The C client signs each
+                # call with a new nonce and timestamp, and clock_corrected
+                # limits this to one resend per request.
+                clock_corrected = True
+                response = None
+                continue
+            location = None
+            if allow_redirects and response.status_code in REDIRECT_STATUSES:
+                location = response.headers.get('location')
+            if not location:
+                break
+            if len(history) >= self.max_redirects:
+                response.history = history
+                raise rexc.TooManyRedirects(
+                    f'Exceeded {self.max_redirects} redirects.',
+                    response=response)
+            if stream:
+                # As requests does: read the redirect's body, so that its
+                # connection can be reused, then end the transfer.
+                response.content  # noqa: B018
+                response.close()
+            history.append(response)
+            new_url = self._redirect_target(url, location)
+            method, body = self._redirect_method(response.status_code,
+                                                 method, body, send_headers)
+            if body is not None:
+                _rewind_body(body, body_position)
+            if self._should_strip_auth(url, new_url):
+                send_headers.pop('Authorization', None)
+                signer = None
+            send_headers.pop('Cookie', None)
+            url = new_url
+            response = None
+
+        response.history = history
+        if hooks:
+            for hook in hooks.get('response', ()):
+                result = hook(response)
+                if result is not None:
+                    response = result
+        return response
+
+    def _prepare(self, method, url, params, data, headers, files, auth,
+                 verify, json, stream, progress):
+        """Return (method, url, headers, body, signer, verify, progress)
+        as the request sends them."""
         method = method.upper()
         if not _SAFE_URL.match(url):
             url = requote_uri(url)
@@ -171,68 +278,87 @@ class Transport:
         verify = self._verify_option(verify)
         if stream and progress is None:
             progress = options.download_progress
-        body_position = (None if body is None or type(body) in _PLAIN_BODIES
-                         else _body_position(body))
+        return method, url, send_headers, body, signer, verify, progress
 
-        history = []
-        clock_corrected = False
-        while True:
-            proxy = select_proxy(url, proxies, self.trust_env)
-            response = self._send_once(method, url, send_headers, body,
-                                       signer, cookies, timeout, verify,
-                                       proxy, stream, progress)
-            # The header and body checks are the cheap first steps of
-            # rejected_timestamp, done here for every signed reply.
-            if (signer is not None and not clock_corrected and not stream
-                    and response.status_code == 200
-                    and options.correct_clock_skew
-                    and ('mediawiki-api-error' in response.headers._store
-                         or (len(response._content) <= MAX_ERROR_REPLY_BYTES
-                             and INDEX_ERROR_BYTES in response._content))
-                    and self._correct_rejected_clock(response, signer, url,
-                                                     body, body_position)):
-                # The wiki checks the OAuth header in its session provider,
-                # before the API module or special page runs, so a request
-                # rejected for its timestamp changed nothing and even a
-                # POST edit can be sent again.  The C client signs each
-                # call with a new nonce and timestamp, and clock_corrected
-                # limits this to one resend per request.
-                clock_corrected = True
-                continue
-            location = None
-            if allow_redirects and response.status_code in REDIRECT_STATUSES:
-                location = response.headers.get('location')
-            if not location:
-                break
-            if len(history) >= self.max_redirects:
-                response.history = history
-                raise rexc.TooManyRedirects(
-                    f'Exceeded {self.max_redirects} redirects.',
-                    response=response)
-            if stream:
-                # As requests does: read the redirect's body, so that its
-                # connection can be reused, then end the transfer.
-                response.content  # noqa: B018
-                response.close()
-            history.append(response)
-            new_url = self._redirect_target(url, location)
-            method, body = self._redirect_method(response.status_code,
-                                                 method, body, send_headers)
-            if body is not None:
-                _rewind_body(body, body_position)
-            if self._should_strip_auth(url, new_url):
-                send_headers.pop('Authorization', None)
-                signer = None
-            send_headers.pop('Cookie', None)
-            url = new_url
+    def _send_usual(self, method, url, data, headers, auth, timeout):
+        """Send the usual request of pywikibot in few Python steps.
 
-        response.history = history
-        if hooks:
-            for hook in hooks.get('response', ()):
-                result = hook(response)
-                if result is not None:
-                    response = result
-        return response
+        The caller has checked that there are no params, files, json,
+        cookies, hooks, proxies or cert, no stream, a str or bytes body or
+        none, verify None or True and auth None or a 4-tuple.  Returns
+        None, having sent nothing, when anything else is unusual: a URL
+        to quote, headers that are not all str, framing or Cookie
+        headers, a proxy in the environment, or a str body that is not
+        Latin-1.  :meth:`request` then takes its general path, which
+        handles all of these.  Otherwise it returns (response, method,
+        url, headers, body, signer, verify) with what was sent.
+        """
+        method = method.upper()
+        if url not in _safe_urls:
+            if not _SAFE_URL.match(url):
+                return None
+            if len(_safe_urls) > 512:
+                _safe_urls.clear()
+            _safe_urls[url] = True
+        store = {}
+        if headers:
+            for name, value in headers.items():
+                if type(name) is not str or type(value) is not str:
+                    return None
+                store[name.lower()] = (name, value)
+            if ('content-length' in store or 'transfer-encoding' in store
+                    or 'cookie' in store):
+                return None
+        if self.trust_env and _proxy_environment_set():
+            return None
+        body = data
+        wire_body = data
+        if method == 'HEAD':
+            wire_body = None
+        elif type(data) is str:
+            try:
+                wire_body = data.encode('iso-8859-1')
+            except UnicodeEncodeError:
+                return None
+        signer = None
+        if auth is not None:
+            host = _netlocs.get(url)
+            if host is None:
+                host = _netloc(url)
+                if len(_netlocs) > 512:
+                    _netlocs.clear()
+                _netlocs[url] = host
+            signer = self._oauth.get((auth, host))
+            if signer is None:
+                signer = self.oauth_for(auth, host)
+        verify = _ca_bundle() or True
+        pairs = list(store.values())
+        jar = self.cookie_jar
+        cookie_req = None
+        # CookieJar.__len__ walks every cookie of every site, while an
+        # empty store is enough to tell that the jar is empty.
+        if jar is not None and getattr(jar, '_cookies', True):
+            cookie_req = cookie_request(url)
+            jar.add_cookie_header(cookie_req)
+            cookie_header = cookie_req.unredirected_hdrs.get('Cookie')
+            if cookie_header:
+                pairs.append(('Cookie', cookie_header))
+        try:
+            result = self.client.request(method, url, pairs, wire_body,
+                                         timeout=timeout, verify=verify,
+                                         auth=signer, proxy='')
+        except _mwcomms.Error as exc:
+            raise to_requests_exception(
+                exc, make_request(method, url, pairs, body)) from None
+        response = result.requests_response(Response, Headers, None,
+                                            (method, url, pairs, body))
+        if jar is not None and 'set-cookie' in response.headers._store:
+            if cookie_req is None:
+                cookie_req = cookie_request(url)
+            jar.extract_cookies(CookieResponse(result), cookie_req)
+        send_headers = Headers.__new__(Headers)
+        send_headers._store = store
+        return response, method, url, send_headers, body, signer, verify
 
     def _send_once(self, method, url, headers, body, signer, extra_cookies,
                    timeout, verify, proxy, stream=False,

@@ -335,3 +335,23 @@ def test_timestamp_error_attributes(pwb):
     assert error.server_timestamp == 1400
     assert error.skew == 400
     assert '400 s behind' in str(error)
+
+
+def test_index_rejection_size_limit():
+    from pywikibot_ext._oauth_text import (
+        MAX_INDEX_ERROR_BYTES,
+        rejected_timestamp,
+    )
+
+    def reply(padding: int) -> bytes:
+        return (b'{"error":"mwoauth-oauth-exception",' + b' ' * padding
+                + b'"message":"An error occurred in the OAuth protocol: '
+                b'Expired timestamp, yours 1000, ours 1400"}')
+
+    fits = reply(MAX_INDEX_ERROR_BYTES - len(reply(0)))
+    assert len(fits) == MAX_INDEX_ERROR_BYTES
+    assert rejected_timestamp(fits, None) == (
+        'mwoauth-oauth-exception',
+        'Expired timestamp, yours 1000, ours 1400', 1400)
+    # A larger body is not searched for index.php's error object.
+    assert rejected_timestamp(fits[:1] + b' ' + fits[1:], None) is None
