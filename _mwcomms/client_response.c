@@ -461,7 +461,18 @@ Response_requests_response(ResponseObject *self, PyObject *const *args,
     if (empty != NULL) {
         instance = cls->tp_new(cls, empty, NULL);
     }
-    if (instance != NULL && PyObject_GenericSetDict(instance, state, NULL) < 0) {
+    /* A __new__ may return any object, even a class, whose __dict__ must
+     * not be replaced. */
+    if (instance != NULL
+            && (!Py_IS_TYPE(instance, cls) || PyType_Check(instance))) {
+        PyErr_Format(PyExc_TypeError,
+                     "requests_response(): %.100s.__new__ returned a "
+                     "%.100s, not an instance of the class",
+                     cls->tp_name, Py_TYPE(instance)->tp_name);
+        Py_CLEAR(instance);
+    }
+    if (instance != NULL
+            && PyObject_GenericSetDict(instance, state, NULL) < 0) {
         Py_CLEAR(instance);
     }
     Py_XDECREF(empty);

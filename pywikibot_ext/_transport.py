@@ -288,8 +288,8 @@ class Transport:
         none, verify None or True and auth None or a 4-tuple.  Returns
         None, having sent nothing, when anything else is unusual: a URL
         to quote, headers that are not all str, framing or Cookie
-        headers, a proxy in the environment, or a str body that is not
-        Latin-1.  :meth:`request` then takes its general path, which
+        headers, a proxy in the environment, or a str body with a lone
+        surrogate.  :meth:`request` then takes its general path, which
         handles all of these.  Otherwise it returns (response, method,
         url, headers, body, signer, verify) with what was sent.
         """
@@ -317,7 +317,7 @@ class Transport:
             wire_body = None
         elif type(data) is str:
             try:
-                wire_body = data.encode('iso-8859-1')
+                wire_body = data.encode('utf-8')
             except UnicodeEncodeError:
                 return None
         signer = None
@@ -392,8 +392,9 @@ class Transport:
             # servers ignore it and libcurl cannot send it.
             wire_body = None
         elif isinstance(body, str):
-            # http.client sends a str body encoded as ISO-8859-1.
-            wire_body = body.encode('iso-8859-1')
+            # urllib3 2 sends a str body encoded as UTF-8, and requests
+            # counts its Content-Length in those bytes.
+            wire_body = body.encode('utf-8')
         # requests has applied no_proxy already; with a proxy chosen, ''
         # keeps libcurl from applying the environment's no_proxy again.
         noproxy = '' if proxy else None
