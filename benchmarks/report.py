@@ -151,6 +151,11 @@ def markdown(results: dict, scenarios: dict) -> str:
              'process in the timed loop, after a warm-up.  Ratios are '
              'this client / raw libcurl and this client / stock pywikibot '
              'fetch: a CPU ratio of 0.10 means a tenth of the CPU time.', '']
+    if meta['mode'] == 'smoke':
+        lines += ['Smoke run: one very short loop per client, which checks '
+                  'that every client and every check still works.  Its '
+                  'rates and ratios are not measurements; run without '
+                  '--smoke for figures to compare.', '']
     for name, scenario in scenarios.items():
         rows = [row for row in results['rows'] if row['scenario'] == name]
         if not rows:

@@ -83,7 +83,8 @@ def print_report(warmup, mwcomms_runs, stock_runs, rounds) -> None:
     print()
     mw = median_steps(mwcomms_runs)
     stock = median_steps(stock_runs)
-    print(f'Median of {rounds} runs each; wall = elapsed, CPU = the bot '
+    runs = 'run' if rounds == 1 else 'runs'
+    print(f'Median of {rounds} {runs} each; wall = elapsed, CPU = the bot '
           'process (client side only):')
     header = (f"{'step':38}{'mwcomms wall':>14}{'stock wall':>12}"
               f"{'mwcomms CPU':>13}{'stock CPU':>11}{'CPU ratio':>11}")
@@ -100,7 +101,10 @@ def print_report(warmup, mwcomms_runs, stock_runs, rounds) -> None:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+    parser = argparse.ArgumentParser(
+        prog='bash scripts/demo.sh', description=__doc__.split('\n')[0],
+        epilog='The wiki lives in RW_DIR (default /tmp/mwcomms-realwiki) '
+               'on ports RW_HTTP_PORT and RW_TLS_PORT; see README.rst.')
     parser.add_argument('--rounds', type=int, default=3,
                         help='runs per transport (default 3)')
     parser.add_argument('--pages', type=int, default=20,

@@ -17,7 +17,10 @@ import realwiki
 
 def main():
     parser = argparse.ArgumentParser(
-        description='Serve the local wiki and its OAuth front.')
+        prog='python -m realwiki',
+        description='Serve the local wiki and its OAuth front.',
+        epilog='The wiki lives in RW_DIR (default /tmp/mwcomms-realwiki) '
+               'on ports RW_HTTP_PORT and RW_TLS_PORT; see README.rst.')
     parser.add_argument('pywikibot_dir', type=Path,
                         help='folder to write the pywikibot configuration to')
     parser.add_argument('--stock', action='store_true',

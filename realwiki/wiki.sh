@@ -189,8 +189,14 @@ create_accounts() {
         return 0
     fi
     mw_sql "DELETE FROM bot_passwords WHERE bp_app_id='$RW_BOTPW_APPID'" >/dev/null
-    php "$MW/maintenance/createBotPassword.php" --appid="$RW_BOTPW_APPID" \
-        --grants="$RW_BOTPW_GRANTS" "$RW_BOT" "$RW_BOTPW_PASS" >>"$LOG/users.log" 2>&1 \
+    # The script prints the password it was given: keep it out of the log.
+    local output status=0
+    output=$(php "$MW/maintenance/createBotPassword.php" \
+        --appid="$RW_BOTPW_APPID" --grants="$RW_BOTPW_GRANTS" \
+        "$RW_BOT" "$RW_BOTPW_PASS" 2>&1) || status=$?
+    printf '%s\n' "${output//"$RW_BOTPW_PASS"/[password not shown]}" \
+        >>"$LOG/users.log"
+    [ "$status" -eq 0 ] \
         || die "createBotPassword.php failed (log: $LOG/users.log)"
     echo "$want" >"$stamp"
     log "created BotPassword $RW_BOT@$RW_BOTPW_APPID"

@@ -4,6 +4,13 @@
 # what it did and its timings side by side.  Arguments go to demo/run.py.
 set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+for arg in "$@"; do
+    case $arg in
+    -h | --help)
+        # The help needs no venv, no build and no wiki.
+        exec python3 "$ROOT/demo/run.py" --help ;;
+    esac
+done
 source "$ROOT/scripts/bootstrap.sh"
 cd "$ROOT"
 exec "$VENV/bin/python" demo/run.py "$@"
