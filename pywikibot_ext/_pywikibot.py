@@ -146,6 +146,7 @@ def _assign_user_agent(user_agent_format_string):
 # -- authentication -------------------------------------------------------
 
 _auth_cache: dict = {}
+_auth_by_uri: dict = {}
 _auth_source = None
 _auth_copy: dict = {}
 
@@ -161,18 +162,23 @@ def get_authentication(uri: str):
     authenticate = config.authenticate
     if authenticate is not _auth_source or authenticate != _auth_copy:
         _auth_cache.clear()
+        _auth_by_uri.clear()
         _auth_source = authenticate
         _auth_copy = dict(authenticate)
+    # The API's URI repeats from request to request: one lookup.
+    value = _auth_by_uri.get(uri, _MISSING)
+    if value is not _MISSING:
+        return value
     parts = uri.split('/', 3)
     if len(parts) < 3 or not parts[1] == '' or '@' in parts[2]:
         return http.get_authentication(uri)
     host = parts[2]
-    try:
-        return _auth_cache[host]
-    except KeyError:
-        pass
-    value = http.get_authentication(uri)
-    _auth_cache[host] = value
+    value = _auth_cache.get(host, _MISSING)
+    if value is _MISSING:
+        value = _auth_cache[host] = http.get_authentication(uri)
+    if len(_auth_by_uri) > 256:
+        _auth_by_uri.clear()
+    _auth_by_uri[uri] = value
     return value
 
 

@@ -331,7 +331,12 @@ class Transport:
             signer = self._oauth.get((auth, host))
             if signer is None:
                 signer = self.oauth_for(auth, host)
-        verify = _ca_bundle() or True
+        last = _last_bundle
+        if (_env_get(_REQUESTS_CA_BUNDLE) is last[0]
+                and _env_get(_CURL_CA_BUNDLE) is last[1]):
+            verify = last[2] or True
+        else:
+            verify = _ca_bundle() or True
         pairs = list(store.values())
         jar = self.cookie_jar
         cookie_req = None
