@@ -345,7 +345,9 @@ def decide_encoding(response, charset, headers) -> str | None:
         entry = _header_encoding(response)
     if entry is not None:
         encoding, utf8 = entry
-        content = response.content
+        # A Response of the usual path holds its body in _content.
+        content = (response._content if type(response) is Response
+                   else response.content)
         if utf8 and isinstance(content, bytes):
             # Checks the bytes without building the str.
             if _mwcomms.utf8_valid(content):

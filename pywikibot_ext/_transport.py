@@ -164,7 +164,9 @@ class Transport:
                                      and INDEX_ERROR_BYTES
                                      in response._content)))):
                     return response
-                _, method, url, send_headers, body, signer, verify = usual
+                _, method, url, store, body, signer, verify = usual
+                send_headers = Headers.__new__(Headers)
+                send_headers._store = store
                 body_position = None
         if response is None:
             if cert:
@@ -291,7 +293,7 @@ class Transport:
         headers, a proxy in the environment, or a str body with a lone
         surrogate.  :meth:`request` then takes its general path, which
         handles all of these.  Otherwise it returns (response, method,
-        url, headers, body, signer, verify) with what was sent.
+        url, header store, body, signer, verify) with what was sent.
         """
         method = method.upper()
         if url not in _safe_urls:
@@ -340,12 +342,8 @@ class Transport:
         pairs = list(store.values())
         jar = self.cookie_jar
         cookie_req = None
-        # CookieJar.__len__ walks every cookie of every site, while an
-        # empty store is enough to tell that the jar is empty.
         if jar is not None and getattr(jar, '_cookies', True):
-            cookie_req = cookie_request(url)
-            jar.add_cookie_header(cookie_req)
-            cookie_header = cookie_req.unredirected_hdrs.get('Cookie')
+            cookie_req, cookie_header = self._jar_cookie_header(url)
             if cookie_header:
                 pairs.append(('Cookie', cookie_header))
         try:
@@ -358,12 +356,8 @@ class Transport:
         response = result.requests_response(Response, Headers, None,
                                             (method, url, pairs, body))
         if jar is not None and 'set-cookie' in response.headers._store:
-            if cookie_req is None:
-                cookie_req = cookie_request(url)
-            jar.extract_cookies(CookieResponse(result), cookie_req)
-        send_headers = Headers.__new__(Headers)
-        send_headers._store = store
-        return response, method, url, send_headers, body, signer, verify
+            self._keep_cookies(result, cookie_req, url)
+        return response, method, url, store, body, signer, verify
 
     def _send_once(self, method, url, headers, body, signer, extra_cookies,
                    timeout, verify, proxy, stream=False,
@@ -377,12 +371,8 @@ class Transport:
         cookie_req = None
         if 'cookie' not in store:
             cookie_header = None
-            # CookieJar.__len__ walks every cookie of every site, while an
-            # empty store is enough to tell that the jar is empty.
             if jar is not None and getattr(jar, '_cookies', True):
-                cookie_req = cookie_request(url)
-                jar.add_cookie_header(cookie_req)
-                cookie_header = cookie_req.unredirected_hdrs.get('Cookie')
+                cookie_req, cookie_header = self._jar_cookie_header(url)
             if extra_cookies:
                 extra = _extra_cookie_header(extra_cookies, url)
                 if extra:
@@ -430,10 +420,23 @@ class Transport:
         # The parsed headers tell whether there are cookies, so the C
         # result is searched again only for replies that set some.
         if jar is not None and 'set-cookie' in response.headers._store:
-            if cookie_req is None:
-                cookie_req = cookie_request(url)
-            jar.extract_cookies(CookieResponse(result), cookie_req)
+            self._keep_cookies(result, cookie_req, url)
         return response
+
+    # Callers test ``getattr(jar, '_cookies', True)`` first: CookieJar's
+    # __len__ walks every cookie of every site, while an empty store is
+    # enough to tell that the jar is empty.
+    def _jar_cookie_header(self, url: str):
+        """Return (the cookie request, the jar's Cookie header or None)."""
+        cookie_req = cookie_request(url)
+        self.cookie_jar.add_cookie_header(cookie_req)
+        return cookie_req, cookie_req.unredirected_hdrs.get('Cookie')
+
+    def _keep_cookies(self, result, cookie_req, url: str) -> None:
+        """Store the cookies that a reply sets in the jar."""
+        if cookie_req is None:
+            cookie_req = cookie_request(url)
+        self.cookie_jar.extract_cookies(CookieResponse(result), cookie_req)
 
     # -- helpers ----------------------------------------------------------
 
