@@ -156,7 +156,7 @@ static int create_share(ClientObject *self);
 /* The id of this process, set at import and again in the child after
  * each fork(), so that the check before every request costs no system
  * call.  fork_handler_missing: pthread_atfork failed, so mw_current_pid
- * asks the kernel each time. */
+ * calls getpid() each time. */
 static pid_t process_id;
 static int fork_handler_missing;
 

@@ -126,12 +126,12 @@ class Response(requests.Response):
     """
 
     # requests.Response.__init__ builds a cookie jar and several empty
-    # containers on every response; this constructor takes the same
-    # attributes, built in C from the result, as its __dict__ (see
-    # _mwcomms.Response.requests_state) and builds ``cookies`` and
-    # ``request`` on first use.  ``elapsed`` holds seconds until it is
-    # read: few callers read it, and a timedelta costs more to build than
-    # the rest.  *sent* is (method, url, header pairs, body) for the
+    # containers on every response.  This constructor takes the same
+    # attributes as its __dict__, built in C from the result (see
+    # _mwcomms.Response.requests_state); ``cookies`` and ``request`` are
+    # built on first use.  ``elapsed`` holds seconds until it is read,
+    # because few callers read it and a timedelta costs more to build
+    # than the rest.  *sent* is (method, url, header pairs, body) for the
     # lazily built ``request`` when *request* is None.
     def __init__(self, result, request: requests.PreparedRequest | None,
                  sent: tuple | None = None) -> None:

@@ -62,7 +62,7 @@ def random_blocks(seed: int) -> list[list[bytes]]:
 
 
 def serve_blocks(blocks: list[list[bytes]]):
-    """Return a handler that answers GET /N with the header lines of
+    """Return a handler that replies to GET /N with the header lines of
     blocks[N], on one kept-alive connection."""
     def handler(server, connection, index):
         data = b''
