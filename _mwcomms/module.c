@@ -178,8 +178,78 @@ utf8_valid(PyObject *module, PyObject *data)
     return PyBool_FromLong(valid);
 }
 
+PyDoc_STRVAR(has_proxy_variable_doc,
+"has_proxy_variable(names, /)\n"
+"--\n"
+"\n"
+"Return True when an item of names (an iterable of str or bytes, such\n"
+"as os.environ._data) is http_proxy, https_proxy or all_proxy in any\n"
+"mix of case: the variables that urllib.request.getproxies() reads a\n"
+"proxy URL from.");
+
+/* Return 1 when text[0:length] equals lower, ignoring ASCII case. */
+static int
+equal_ignoring_case(const char *text, Py_ssize_t length, const char *lower)
+{
+    Py_ssize_t i;
+
+    for (i = 0; i < length && lower[i] != '\0'; i++) {
+        unsigned char c = (unsigned char)text[i];
+
+        if (c >= 'A' && c <= 'Z') {
+            c = (unsigned char)(c + ('a' - 'A'));
+        }
+        if (c != (unsigned char)lower[i]) {
+            return 0;
+        }
+    }
+    return i == length && lower[i] == '\0';
+}
+
+static PyObject *
+has_proxy_variable(PyObject *module, PyObject *names)
+{
+    static const char *const proxy_names[] = {
+        "http_proxy", "https_proxy", "all_proxy"
+    };
+    PyObject *iterator = PyObject_GetIter(names);
+    PyObject *name;
+    int found = 0;
+
+    if (iterator == NULL) {
+        return NULL;
+    }
+    while (!found && (name = PyIter_Next(iterator)) != NULL) {
+        const char *text = NULL;
+        Py_ssize_t length = 0;
+
+        if (PyBytes_Check(name)) {
+            text = PyBytes_AS_STRING(name);
+            length = PyBytes_GET_SIZE(name);
+        }
+        else if (PyUnicode_Check(name) && PyUnicode_IS_ASCII(name)) {
+            text = (const char *)PyUnicode_1BYTE_DATA(name);
+            length = PyUnicode_GET_LENGTH(name);
+        }
+        /* The names are 9 to 11 characters long. */
+        if (text != NULL && length >= 9 && length <= 11) {
+            for (size_t i = 0; i < 3 && !found; i++) {
+                found = equal_ignoring_case(text, length, proxy_names[i]);
+            }
+        }
+        Py_DECREF(name);
+    }
+    Py_DECREF(iterator);
+    if (PyErr_Occurred()) {
+        return NULL;
+    }
+    return PyBool_FromLong(found);
+}
+
 static PyMethodDef module_methods[] = {
     {"utf8_valid", utf8_valid, METH_O, utf8_valid_doc},
+    {"has_proxy_variable", has_proxy_variable, METH_O,
+     has_proxy_variable_doc},
     {NULL}
 };
 

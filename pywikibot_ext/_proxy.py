@@ -21,40 +21,33 @@ from requests.utils import (
     select_proxy as requests_select_proxy,
 )
 
+import _mwcomms
+
 __all__ = ['select_proxy']
 
-# Names that urllib.request.getproxies() and requests read.
+# Names that urllib.request.getproxies() and requests read, in lower
+# case; getproxies() takes them in any mix of case.
 PROXY_VARIABLES = tuple(
     name for base in ('http_proxy', 'https_proxy', 'all_proxy', 'no_proxy')
     for name in (base, base.upper()))
-# The ones among them that name a proxy.  The proxy rules run only when
-# one of these is set or proxies is given: no_proxy alone lists hosts to
-# reach directly, which is what happens anyway when no proxy is named.
-# Machines often set it, and the rules cost more than the rest of a
-# request's Python work.
-PROXY_URL_VARIABLES = tuple(name for name in PROXY_VARIABLES
-                            if name.lower() != 'no_proxy')
 
-# os.environ keeps its items in a dict of encoded names; looking names up
-# there directly costs a fraction of os.environ.get() on every request.
+# os.environ keeps its items in a dict of encoded names.
 _environ_data = getattr(os.environ, '_data', None)
-_encoded_names = None
-if isinstance(_environ_data, dict):
-    _encoded_names = tuple(os.environ.encodekey(name)
-                           for name in PROXY_URL_VARIABLES)
+if not isinstance(_environ_data, dict):
+    _environ_data = None
 
 
 def _proxy_environment_set() -> bool:
-    if _encoded_names is not None:
-        data = _environ_data
-        # Unrolled: this runs on every request.
-        return (_NAME_0 in data or _NAME_1 in data or _NAME_2 in data
-                or _NAME_3 in data or _NAME_4 in data or _NAME_5 in data)
-    return any(name in os.environ for name in PROXY_URL_VARIABLES)
-
-
-if _encoded_names is not None:
-    _NAME_0, _NAME_1, _NAME_2, _NAME_3, _NAME_4, _NAME_5 = _encoded_names
+    """Return True when a variable names a proxy: http_proxy, https_proxy
+    or all_proxy in any case.  The proxy rules run only then or when
+    proxies is given: no_proxy alone lists hosts to reach directly, which
+    is what happens anyway when no proxy is named.  Machines often set
+    it, and the rules cost more than the rest of a request's Python
+    work.
+    """
+    # The loop over every name runs in C.
+    return _mwcomms.has_proxy_variable(
+        os.environ if _environ_data is None else _environ_data)
 
 
 def select_proxy(url: str, proxies, trust_env: bool = True) -> str:

@@ -8,6 +8,7 @@ instead of on every request.
 from __future__ import annotations
 
 import codecs
+import re
 import threading
 from urllib.parse import urlparse
 
@@ -149,36 +150,50 @@ _auth_cache: dict = {}
 _auth_by_uri: dict = {}
 _auth_source = None
 _auth_copy: dict = {}
+# Counts the times the caches were dropped, so that a lookup that ran
+# against an older config.authenticate is not stored after a drop.
+_auth_generation = 0
+_auth_lock = threading.Lock()
+# A scheme as urlsplit accepts it: the host cache is keyed on the text
+# after '//', which is the host that pywikibot looks up only then.
+_SCHEME = re.compile(r'[A-Za-z][A-Za-z0-9+.\-]*:\Z')
 
 
 def get_authentication(uri: str):
-    """Return ``http.get_authentication(uri)``, cached per host.
+    """Return ``http.get_authentication(uri)``, cached per URI and host.
 
-    The cache is dropped whenever ``config.authenticate`` is another dict
-    or differs from the copy taken when the cache was filled, so changes
+    The caches are dropped whenever ``config.authenticate`` is another
+    dict or differs from the copy taken when they were filled, so changes
     at run time take effect.
     """
-    global _auth_source, _auth_copy
+    global _auth_source, _auth_copy, _auth_generation
     authenticate = config.authenticate
     if authenticate is not _auth_source or authenticate != _auth_copy:
-        _auth_cache.clear()
-        _auth_by_uri.clear()
-        _auth_source = authenticate
-        _auth_copy = dict(authenticate)
+        with _auth_lock:
+            _auth_cache.clear()
+            _auth_by_uri.clear()
+            _auth_generation += 1
+            _auth_source = authenticate
+            _auth_copy = dict(authenticate)
+    generation = _auth_generation
     # The API's URI repeats from request to request: one lookup.
     value = _auth_by_uri.get(uri, _MISSING)
     if value is not _MISSING:
         return value
     parts = uri.split('/', 3)
-    if len(parts) < 3 or not parts[1] == '' or '@' in parts[2]:
+    if (len(parts) < 3 or not parts[1] == '' or '@' in parts[2]
+            or not _SCHEME.match(parts[0])):
         return http.get_authentication(uri)
     host = parts[2]
     value = _auth_cache.get(host, _MISSING)
     if value is _MISSING:
-        value = _auth_cache[host] = http.get_authentication(uri)
-    if len(_auth_by_uri) > 256:
-        _auth_by_uri.clear()
-    _auth_by_uri[uri] = value
+        value = http.get_authentication(uri)
+    with _auth_lock:
+        if generation == _auth_generation:
+            _auth_cache[host] = value
+            if len(_auth_by_uri) > 256:
+                _auth_by_uri.clear()
+            _auth_by_uri[uri] = value
     return value
 
 

@@ -61,3 +61,25 @@ def test_ca_bundle_follows_changes(monkeypatch):
     assert Transport._verify_option(None) is True
     assert Transport._verify_option(False) is False
     assert Transport._verify_option('/x.pem') == '/x.pem'
+
+
+@pytest.mark.parametrize('names, expected', [
+    ([], False),
+    ([b'PATH', b'NO_PROXY', b'no_proxy', b'ftp_proxy'], False),
+    ([b'http_proxy'], True),
+    ([b'HTTPS_PROXY'], True),
+    ([b'All_Proxy'], True),
+    (['hTTp_pRoXy'], True),
+    ([b'http_proxyx', b'xhttp_proxy', b'http-proxy'], False),
+    (['\u00e9http_proxy', 'http_prox\u00ff'], False),
+    ({b'HOME': b'/root', b'Http_Proxy': b'x'}, True),
+])
+def test_has_proxy_variable(names, expected):
+    import _mwcomms
+    assert _mwcomms.has_proxy_variable(names) is expected
+
+
+def test_has_proxy_variable_not_iterable():
+    import _mwcomms
+    with pytest.raises(TypeError):
+        _mwcomms.has_proxy_variable(42)
