@@ -206,37 +206,59 @@ equal_ignoring_case(const char *text, Py_ssize_t length, const char *lower)
     return i == length && lower[i] == '\0';
 }
 
-static PyObject *
-has_proxy_variable(PyObject *module, PyObject *names)
+/* Return 1 when name is one of the proxy variables, in any case. */
+static int
+is_proxy_variable(PyObject *name)
 {
     static const char *const proxy_names[] = {
         "http_proxy", "https_proxy", "all_proxy"
     };
-    PyObject *iterator = PyObject_GetIter(names);
+    const char *text = NULL;
+    Py_ssize_t length = 0;
+
+    if (PyBytes_Check(name)) {
+        text = PyBytes_AS_STRING(name);
+        length = PyBytes_GET_SIZE(name);
+    }
+    else if (PyUnicode_Check(name) && PyUnicode_IS_ASCII(name)) {
+        text = (const char *)PyUnicode_1BYTE_DATA(name);
+        length = PyUnicode_GET_LENGTH(name);
+    }
+    /* The names are 9 to 11 characters long. */
+    if (text == NULL || length < 9 || length > 11) {
+        return 0;
+    }
+    for (size_t i = 0; i < 3; i++) {
+        if (equal_ignoring_case(text, length, proxy_names[i])) {
+            return 1;
+        }
+    }
+    return 0;
+}
+
+static PyObject *
+has_proxy_variable(PyObject *module, PyObject *names)
+{
+    PyObject *iterator = NULL;
     PyObject *name;
     int found = 0;
 
+    if (PyDict_CheckExact(names)) {
+        /* is_proxy_variable runs no Python code, so the dict cannot
+         * change while it is walked. */
+        Py_ssize_t position = 0;
+
+        while (!found && PyDict_Next(names, &position, &name, NULL)) {
+            found = is_proxy_variable(name);
+        }
+        return PyBool_FromLong(found);
+    }
+    iterator = PyObject_GetIter(names);
     if (iterator == NULL) {
         return NULL;
     }
     while (!found && (name = PyIter_Next(iterator)) != NULL) {
-        const char *text = NULL;
-        Py_ssize_t length = 0;
-
-        if (PyBytes_Check(name)) {
-            text = PyBytes_AS_STRING(name);
-            length = PyBytes_GET_SIZE(name);
-        }
-        else if (PyUnicode_Check(name) && PyUnicode_IS_ASCII(name)) {
-            text = (const char *)PyUnicode_1BYTE_DATA(name);
-            length = PyUnicode_GET_LENGTH(name);
-        }
-        /* The names are 9 to 11 characters long. */
-        if (text != NULL && length >= 9 && length <= 11) {
-            for (size_t i = 0; i < 3 && !found; i++) {
-                found = equal_ignoring_case(text, length, proxy_names[i]);
-            }
-        }
+        found = is_proxy_variable(name);
         Py_DECREF(name);
     }
     Py_DECREF(iterator);
