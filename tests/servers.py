@@ -672,6 +672,21 @@ class Nginx:
                 self.process.wait()
 
 
+def request_heads(connection):
+    """Yield the head of each request that arrives on a kept-alive
+    connection, until the client closes it.  Request bodies are not
+    read, so this serves requests without one."""
+    data = b''
+    while True:
+        while b'\r\n\r\n' not in data:
+            piece = connection.recv(65536)
+            if not piece:
+                return
+            data += piece
+        head, _, data = data.partition(b'\r\n\r\n')
+        yield head
+
+
 class RawServer:
     """TCP server on 127.0.0.1 whose handler writes raw bytes, for
     responses that no HTTP library would produce.

@@ -17,37 +17,16 @@ import pytest
 import requests
 
 import _mwcomms
+import servers
 from pywikibot_ext._response import Headers, Response, make_headers
-
-
-def expected_pairs(lines: list[bytes]) -> list[tuple[str, str]]:
-    """Parse header lines the way the client documents it."""
-    pairs = []
-    for line in lines:
-        if line[:1] in (b' ', b'\t'):
-            extra = line.strip(b' \t')
-            if pairs and extra:
-                name, value = pairs[-1]
-                pairs[-1] = (name, value + ' ' + extra.decode('latin-1'))
-            continue
-        name, _, value = line.partition(b':')
-        pairs.append((name.decode('latin-1'),
-                      value.strip(b' \t').decode('latin-1')))
-    return pairs
+from test_header_cache import expected_pairs
 
 
 def serve(make_head):
     """Return a handler that replies to GET /N with make_head(N), the status
     line and header lines, and a 2-byte body, on kept-alive connections."""
     def handler(server, connection, index):
-        data = b''
-        while True:
-            while b'\r\n\r\n' not in data:
-                piece = connection.recv(65536)
-                if not piece:
-                    return
-                data += piece
-            head, _, data = data.partition(b'\r\n\r\n')
+        for head in servers.request_heads(connection):
             number = int(head.split(b' ')[1].strip(b'/'))
             connection.sendall(make_head(number)
                                + b'Content-Length: 2\r\n\r\nok')

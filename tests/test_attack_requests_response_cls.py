@@ -9,18 +9,12 @@ from pathlib import Path
 import pytest
 
 import _mwcomms
+import servers
 from pywikibot_ext._response import Headers
 
 
 def serve(server, connection, index):
-    data = b''
-    while True:
-        while b'\r\n\r\n' not in data:
-            piece = connection.recv(65536)
-            if not piece:
-                return
-            data += piece
-        _, _, data = data.partition(b'\r\n\r\n')
+    for _ in servers.request_heads(connection):
         connection.sendall(b'HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok')
 
 

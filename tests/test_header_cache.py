@@ -12,6 +12,7 @@ import random
 import pytest
 
 import _mwcomms
+import servers
 from pywikibot_ext._response import Headers, Response, make_headers
 
 REPLIES = 120
@@ -65,14 +66,7 @@ def serve_blocks(blocks: list[list[bytes]]):
     """Return a handler that replies to GET /N with the header lines of
     blocks[N], on one kept-alive connection."""
     def handler(server, connection, index):
-        data = b''
-        while True:
-            while b'\r\n\r\n' not in data:
-                piece = connection.recv(65536)
-                if not piece:
-                    return
-                data += piece
-            head, _, data = data.partition(b'\r\n\r\n')
+        for head in servers.request_heads(connection):
             number = int(head.split(b' ')[1].strip(b'/'))
             block = b''.join(line + b'\r\n' for line in blocks[number])
             connection.sendall(b'HTTP/1.1 200 OK\r\n' + block
