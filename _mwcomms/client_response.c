@@ -600,13 +600,13 @@ strip_whitespace(const char **start, const char **end)
 }
 
 /* Header lines seen recently.  A server sends the same names, and many
- * of the same values, on every reply: an entry keeps the name as a str,
- * its lower-case key with the hash computed, and the (name, value) pair
- * of the last line with that name, so that such a line costs a lookup
+ * of the same values, on every reply.  An entry keeps the name as a
+ * str, its lower-case key with the hash computed, and the (name, value)
+ * pair of the last line with that name.  Such a line then costs a lookup
  * instead of two str objects, a key and a tuple, and later dict lookups
- * find the hash in the key.  Slots are chosen by a hash of the name; a
- * new name replaces the one in its slot.  Set-Cookie values are never
- * kept: they may hold a session.  Only used with the GIL held. */
+ * find the hash in the key.  A hash of the name picks the set of two
+ * entries to look in.  Set-Cookie values are never kept, because they
+ * may contain a session.  Only used with the GIL held. */
 #define HEADER_SETS 64
 #define HEADER_NAME_MAX 48
 #define HEADER_VALUE_MAX 96
@@ -622,8 +622,8 @@ typedef struct {
 } header_entry;
 
 /* Two entries per set, so that two frequent names with the same hash
- * do not keep replacing each other; a new name replaces the entry of its
- * set that was not used last. */
+ * do not keep replacing each other.  A new name replaces the entry of
+ * its set that was not used last. */
 static header_entry header_cache[HEADER_SETS][2];
 static unsigned char header_last_used[HEADER_SETS];
 

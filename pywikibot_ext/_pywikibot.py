@@ -360,7 +360,7 @@ def decide_encoding(response, charset, headers) -> str | None:
         entry = _header_encoding(response)
     if entry is not None:
         encoding, utf8 = entry
-        # A Response of the usual path holds its body in _content.
+        # The body of a Response from the usual path is in _content.
         content = (response._content if type(response) is Response
                    else response.content)
         if utf8 and isinstance(content, bytes):

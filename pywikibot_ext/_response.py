@@ -129,9 +129,9 @@ class Response(requests.Response):
     # containers on every response.  This constructor takes the same
     # attributes as its __dict__, built in C from the result (see
     # _mwcomms.Response.requests_state); ``cookies`` and ``request`` are
-    # built on first use.  ``elapsed`` holds seconds until it is read,
-    # because few callers read it and a timedelta costs more to build
-    # than the rest.  *sent* is (method, url, header pairs, body) for the
+    # built on first use.  ``elapsed`` is a number of seconds until it
+    # is read, because few callers read it and a timedelta costs more to
+    # build than the rest.  *sent* is (method, url, header pairs, body) for the
     # lazily built ``request`` when *request* is None.
     def __init__(self, result, request: requests.PreparedRequest | None,
                  sent: tuple | None = None) -> None:

@@ -60,8 +60,8 @@ _SAFE_URL = re.compile(r"[A-Za-z0-9\-._~:/?#\[\]@!$&'()*+,;=%]*\Z")
 # Body types sent as they are, without _prepare_body.
 _PLAIN_BODIES = (str, bytes)
 # URLs that _SAFE_URL matched, so that a URL sent again is not matched
-# again, and the hosts of signed URLs (see _netloc); both are cleared
-# when they grow large.
+# again.  _netlocs maps signed URLs to their hosts (see _netloc).  Both
+# are cleared when they grow large.
 _safe_urls: dict = {}
 _netlocs: dict = {}
 
@@ -256,9 +256,9 @@ class Transport:
             url = prepared.url
 
         send_headers = send_header_map(headers.items() if headers else ())
-        # The tests on type() below take the usual cases (no body or a
-        # str or bytes body; no auth or an OAuth 4-tuple; verify left
-        # on) without the calls that handle every case.
+        # The tests on type() below skip the general helpers for the usual
+        # cases: no body or a str or bytes body, no auth or an OAuth
+        # 4-tuple, and verify left on.
         if (files or json is not None
                 or not (data is None or type(data) in _PLAIN_BODIES)):
             body = self._prepare_body(send_headers, data, files, json)
