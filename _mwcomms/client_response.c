@@ -658,6 +658,15 @@ keeps_value(const char *name, size_t name_length, size_t value_length)
            && !(name_length == 10 && strncasecmp(name, "set-cookie", 10) == 0);
 }
 
+/* Mark entry as the last used of its set. */
+static void
+mark_used(const header_entry *entry)
+{
+    size_t index = (size_t)(entry - &header_cache[0][0]);
+
+    header_last_used[index / 2] = (unsigned char)(index % 2);
+}
+
 /* Set *pair to a new reference to the (name, value) pair of a header
  * line and *key to a new reference to its lower-case name. */
 static int
@@ -682,7 +691,6 @@ header_pair(const char *name, size_t name_length, const char *value,
             }
             name_object = Py_NewRef(entry->name_object);
             *key = Py_NewRef(entry->key);
-            entry = NULL;
         }
     }
     if (name_object == NULL) {
@@ -697,13 +705,14 @@ header_pair(const char *name, size_t name_length, const char *value,
             goto error;
         }
         if (entry != NULL) {
-            /* The entry that header_slot gave for a new name: its old
-             * name leaves the cache. */
+            /* header_slot gave the entry to replace: its name leaves the
+             * cache. */
             Py_XSETREF(entry->name_object, Py_NewRef(name_object));
             Py_XSETREF(entry->key, Py_NewRef(*key));
             Py_CLEAR(entry->pair);
             entry->name_length = name_length;
             memcpy(entry->name, name, name_length);
+            mark_used(entry);
         }
     }
     value_object = PyUnicode_DecodeLatin1(value, (Py_ssize_t)value_length,
@@ -715,17 +724,16 @@ header_pair(const char *name, size_t name_length, const char *value,
     if (*pair == NULL) {
         goto error;
     }
-    if (name_length <= HEADER_NAME_MAX) {
-        entry = header_slot(name, name_length);
-        if (entry->name_object == name_object) {
-            if (keeps_value(name, name_length, value_length)) {
-                Py_XSETREF(entry->pair, Py_NewRef(*pair));
-                entry->value_length = value_length;
-                memcpy(entry->value, value, value_length);
-            }
-            else {
-                Py_CLEAR(entry->pair);
-            }
+    /* A garbage collection during the allocations above can run Python
+     * code that parses other headers, so the entry is checked again. */
+    if (entry != NULL && entry->name_object == name_object) {
+        if (keeps_value(name, name_length, value_length)) {
+            Py_XSETREF(entry->pair, Py_NewRef(*pair));
+            entry->value_length = value_length;
+            memcpy(entry->value, value, value_length);
+        }
+        else {
+            Py_CLEAR(entry->pair);
         }
     }
     Py_DECREF(name_object);
