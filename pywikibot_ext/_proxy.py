@@ -25,8 +25,8 @@ import _mwcomms
 
 __all__ = ['select_proxy']
 
-# Names that urllib.request.getproxies() and requests read, in lower
-# case; getproxies() takes them in any mix of case.
+# The proxy variables in lower and upper case.  urllib's getproxies()
+# reads the proxy names in any mix of case (see _proxy_environment_set).
 PROXY_VARIABLES = tuple(
     name for base in ('http_proxy', 'https_proxy', 'all_proxy', 'no_proxy')
     for name in (base, base.upper()))

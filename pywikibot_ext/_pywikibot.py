@@ -103,7 +103,7 @@ _plain_ua: tuple = (object(),) * 6
 def plain_user_agent() -> str:
     """Return ``cached_user_agent()``: the user agent without a site.
 
-    The same inputs as in cache key of cached_user_agent, compared by
+    The same inputs as in the cache key of cached_user_agent, compared by
     identity with those of the last call: a changed value is a new
     object, so this never returns a stale value, and the usual call
     builds no key.
@@ -146,6 +146,9 @@ def _assign_user_agent(user_agent_format_string):
 
 # -- authentication -------------------------------------------------------
 
+# Marks a cache miss where None is a cached value.
+_MISSING = object()
+
 _auth_cache: dict = {}
 _auth_by_uri: dict = {}
 _auth_source = None
@@ -154,8 +157,8 @@ _auth_copy: dict = {}
 # against an older config.authenticate is not stored after a drop.
 _auth_generation = 0
 _auth_lock = threading.Lock()
-# A scheme as urlsplit accepts it: the host cache is keyed on the text
-# after '//', which is the host that pywikibot looks up only then.
+# A scheme that urlsplit accepts.  Only after one is the text after '//'
+# the host that pywikibot looks up, so only then is the host cache used.
 _SCHEME = re.compile(r'[A-Za-z][A-Za-z0-9+.\-]*:\Z')
 
 
@@ -305,19 +308,10 @@ def _is_utf8_codec(encoding: str) -> bool:
         return False
 
 
-def _header_encoding(response) -> tuple[str, bool] | None:
-    headers = response.headers
-    if type(headers) is Headers:
-        content_type = headers._store.get('content-type')
-        content_type = content_type and content_type[1]
-    else:
-        content_type = headers.get('content-type')
-    if not content_type:
-        return None
-    try:
-        return _header_encodings[content_type]
-    except KeyError:
-        pass
+def _header_encoding(response, content_type: str) -> tuple[str, bool] | None:
+    """Return (encoding, whether its codec is UTF-8) that pywikibot reads
+    from *content_type*, or None, and cache it when the body cannot
+    change it."""
     encoding = http._get_encoding_from_response_headers(response)
     if encoding is None:
         entry = None
@@ -330,9 +324,6 @@ def _header_encoding(response) -> tuple[str, bool] | None:
             _header_encodings.clear()
         _header_encodings[content_type] = entry
     return entry
-
-
-_MISSING = object()
 
 
 def decide_encoding(response, charset, headers) -> str | None:
@@ -349,15 +340,17 @@ def decide_encoding(response, charset, headers) -> str | None:
         # The length test skips the lower() of almost every name.
         if len(name) == 14 and name.lower() == 'accept-charset':
             return http._decide_encoding(response, charset)
-    entry = _MISSING
     response_headers = response.headers
     if type(response_headers) is Headers:
-        # The usual reply: its Content-Type seen before.
         item = response_headers._store.get('content-type')
-        if item is not None:
-            entry = _header_encodings.get(item[1], _MISSING)
-    if entry is _MISSING:
-        entry = _header_encoding(response)
+        content_type = item and item[1]
+    else:
+        content_type = response_headers.get('content-type')
+    entry = None
+    if content_type:
+        entry = _header_encodings.get(content_type, _MISSING)
+        if entry is _MISSING:
+            entry = _header_encoding(response, content_type)
     if entry is not None:
         encoding, utf8 = entry
         # The body of a Response from the usual path is in _content.

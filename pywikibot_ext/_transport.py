@@ -333,12 +333,7 @@ class Transport:
             signer = self._oauth.get((auth, host))
             if signer is None:
                 signer = self.oauth_for(auth, host)
-        last = _last_bundle
-        if (_env_get(_REQUESTS_CA_BUNDLE) is last[0]
-                and _env_get(_CURL_CA_BUNDLE) is last[1]):
-            verify = last[2] or True
-        else:
-            verify = _ca_bundle() or True
+        verify = _ca_bundle() or True
         pairs = list(store.values())
         jar = self.cookie_jar
         cookie_req = None
@@ -390,7 +385,7 @@ class Transport:
             # urllib3 2 sends a str body encoded as UTF-8, and requests
             # counts its Content-Length in those bytes.
             wire_body = body.encode('utf-8')
-        # requests has applied no_proxy already; with a proxy chosen, ''
+        # requests has applied no_proxy already.  With a proxy chosen, ''
         # keeps libcurl from applying the environment's no_proxy again.
         noproxy = '' if proxy else None
         try:

@@ -62,18 +62,18 @@ def test_odd_blocks_parse(raw_servers, newline):
     # Each block is sent twice, so the second parse comes from the cache.
     blocks = ODD_BLOCKS + ODD_BLOCKS
     server = raw_servers(serve(lines_head(blocks, newline)))
-    kept = []
+    results_alive = []
     with _mwcomms.Client() as client:
         for number, lines in enumerate(blocks):
             result = client.request('GET', server.url(f'/{number}'),
                                     timeout=10)
-            kept.append(result)
+            results_alive.append(result)
             expected = expected_pairs(lines) + [('Content-Length', '2')]
             assert list(result.headers) == expected, number
             assert result.header_map() == make_headers(expected)._store
             assert result.reason == 'OK'
     # Responses kept alive while later replies changed the cache.
-    for number, result in enumerate(kept):
+    for number, result in enumerate(results_alive):
         expected = expected_pairs(blocks[number]) + [('Content-Length',
                                                       '2')]
         assert list(result.headers) == expected, number
@@ -141,7 +141,7 @@ def test_threads_and_clients_evict(raw_servers):
         lambda number: b'HTTP/1.1 200 OK\r\n'
         + b''.join(line + b'\r\n' for line in random_block(number))))
     clients = [_mwcomms.Client(), _mwcomms.Client()]
-    kept = []
+    results_alive = []
     failures = []
     lock = threading.Lock()
 
@@ -153,7 +153,7 @@ def test_threads_and_clients_evict(raw_servers):
                                     timeout=10)
             item = Response(result, None) if i % 3 == 0 else result
             with lock:
-                kept.append((number, item))
+                results_alive.append((number, item))
             if i % 20 == 0:
                 gc.collect()
 
@@ -164,8 +164,8 @@ def test_threads_and_clients_evict(raw_servers):
         thread.join()
     for client in clients:
         client.close()
-    assert len(kept) == 240
-    for number, item in kept:
+    assert len(results_alive) == 240
+    for number, item in results_alive:
         expected = expected_pairs(random_block(number)) + [
             ('Content-Length', '2')]
         if isinstance(item, Response):

@@ -44,7 +44,7 @@ def test_new_returns_other_instance(result):
         pass
 
     other = Other()
-    other.kept = 1
+    other.marker = 1
 
     class Evil:
         def __new__(cls):
@@ -52,7 +52,7 @@ def test_new_returns_other_instance(result):
 
     with pytest.raises(TypeError):
         result.requests_response(Evil, Headers, None, None)
-    assert other.__dict__ == {'kept': 1}
+    assert other.__dict__ == {'marker': 1}
 
 
 SCRIPT = textwrap.dedent('''
@@ -113,7 +113,7 @@ def test_metaclass_instances_refused(result):
 
     class Builds(type):
         def __new__(cls):
-            return type.__new__(cls, 'Built', (), {'kept': 1})
+            return type.__new__(cls, 'Built', (), {'marker': 1})
 
     with pytest.raises(TypeError, match='not an instance of the class'):
         result.requests_response(Builds, Headers, None, None)
