@@ -268,10 +268,93 @@ has_proxy_variable(PyObject *module, PyObject *names)
     return PyBool_FromLong(found);
 }
 
+PyDoc_STRVAR(dict_version_doc,
+"dict_version(mapping, depth=0, /)\n"
+"--\n"
+"\n"
+"Return an int that changes whenever the dict mapping changes, or, with\n"
+"depth > 0, whenever a dict among its values (down to depth levels)\n"
+"changes.  Return None when the interpreter keeps no dict versions\n"
+"(CPython 3.12 and later deprecate them): callers then assume a change.\n"
+"\n"
+"CPython 3.11 gives each dict a version from one global counter when\n"
+"it is created and again on every change.  The largest version in the\n"
+"tree therefore grows with every change anywhere in it, including the\n"
+"removal or replacement of a nested dict, which changes its parent.");
+
+/* The largest dict version in the tree of dicts below mapping, down to
+ * depth levels.  Runs no Python code, so the dicts cannot change while it
+ * walks them. */
+#if PY_VERSION_HEX < 0x030C0000
+static uint64_t
+tree_version(PyObject *mapping, int depth)
+{
+    uint64_t version = ((PyDictObject *)mapping)->ma_version_tag;
+    Py_ssize_t position = 0;
+    PyObject *value;
+
+    if (depth <= 0) {
+        return version;
+    }
+    while (PyDict_Next(mapping, &position, NULL, &value)) {
+        if (PyDict_Check(value)) {
+            uint64_t inner = tree_version(value, depth - 1);
+
+            if (inner > version) {
+                version = inner;
+            }
+        }
+    }
+    return version;
+}
+#endif
+
+static PyObject *
+dict_version(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
+{
+    int depth = 0;
+
+    if (nargs < 1 || nargs > 2) {
+        PyErr_Format(PyExc_TypeError,
+                     "dict_version() takes 1 or 2 arguments (%zd given)",
+                     nargs);
+        return NULL;
+    }
+    if (!PyDict_Check(args[0])) {
+        PyErr_Format(PyExc_TypeError,
+                     "dict_version() argument 1 must be dict, not %.100s",
+                     Py_TYPE(args[0])->tp_name);
+        return NULL;
+    }
+    if (nargs == 2) {
+        long value = PyLong_AsLong(args[1]);
+
+        if (value == -1 && PyErr_Occurred()) {
+            return NULL;
+        }
+        /* The cookie jar nests three levels; the limit keeps the walk
+         * short and the recursion shallow. */
+        if (value < 0 || value > 8) {
+            PyErr_SetString(PyExc_ValueError,
+                            "dict_version() depth must be 0 to 8");
+            return NULL;
+        }
+        depth = (int)value;
+    }
+#if PY_VERSION_HEX < 0x030C0000
+    return PyLong_FromUnsignedLongLong(tree_version(args[0], depth));
+#else
+    (void)depth;
+    Py_RETURN_NONE;
+#endif
+}
+
 static PyMethodDef module_methods[] = {
     {"utf8_valid", utf8_valid, METH_O, utf8_valid_doc},
     {"has_proxy_variable", has_proxy_variable, METH_O,
      has_proxy_variable_doc},
+    {"dict_version", (PyCFunction)(void (*)(void))dict_version,
+     METH_FASTCALL, dict_version_doc},
     {NULL}
 };
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 
-__all__ = ['getenv', 'stored_value_reader']
+__all__ = ['environ_dict', 'getenv', 'stored_value_reader']
 
 _data = getattr(os.environ, '_data', None)
 _encode_key = getattr(os.environ, 'encodekey', None)
@@ -53,3 +53,13 @@ def stored_value_reader(name: str):
     if getenv is _fast_getenv:
         return _data.get, _encode_key(name)
     return os.environ.get, name
+
+
+def environ_dict() -> dict | None:
+    """Return the dict that holds os.environ's items (see above), or None
+    where os.environ keeps them otherwise.
+
+    Its ``_mwcomms.dict_version`` changes whenever os.environ changes, so
+    a value derived from the environment can be kept until then.
+    """
+    return _data if getenv is _fast_getenv else None

@@ -35,6 +35,8 @@ PROXY_VARIABLES = tuple(
 _environ_data = getattr(os.environ, '_data', None)
 if not isinstance(_environ_data, dict):
     _environ_data = None
+# The environment's dict_version and the answer of the last check.
+_last_check = (None, False)
 
 
 def _proxy_environment_set() -> bool:
@@ -45,9 +47,18 @@ def _proxy_environment_set() -> bool:
     it, and the rules cost more than the rest of a request's Python
     work.
     """
-    # The loop over every name runs in C.
-    return _mwcomms.has_proxy_variable(
-        os.environ if _environ_data is None else _environ_data)
+    global _last_check
+    if _environ_data is None:
+        return _mwcomms.has_proxy_variable(os.environ)
+    # The walk over every name runs in C, and only after a change to the
+    # environment: os.environ writes every change to _environ_data.
+    version = _mwcomms.dict_version(_environ_data)
+    last = _last_check
+    if version is not None and version == last[0]:
+        return last[1]
+    found = _mwcomms.has_proxy_variable(_environ_data)
+    _last_check = (version, found)
+    return found
 
 
 def select_proxy(url: str, proxies, trust_env: bool = True) -> str:

@@ -31,7 +31,8 @@ from pywikibot_ext._oauth_text import (
     clock_offset,
     rejected_timestamp,
 )
-from pywikibot_ext._environ import getenv, stored_value_reader
+from pywikibot_ext._cookies import jar_cookie_header
+from pywikibot_ext._environ import environ_dict, getenv, stored_value_reader
 from pywikibot_ext._multipart import multipart_body
 from pywikibot_ext._proxy import _proxy_environment_set, select_proxy
 from pywikibot_ext._response import (
@@ -422,10 +423,9 @@ class Transport:
     # __len__ walks every cookie of every site, while an empty store is
     # enough to tell that the jar is empty.
     def _jar_cookie_header(self, url: str):
-        """Return (the cookie request, the jar's Cookie header or None)."""
-        cookie_req = cookie_request(url)
-        self.cookie_jar.add_cookie_header(cookie_req)
-        return cookie_req, cookie_req.unredirected_hdrs.get('Cookie')
+        """Return (the cookie request or None, the jar's Cookie header or
+        None); see jar_cookie_header."""
+        return jar_cookie_header(self.cookie_jar, url)
 
     def _keep_cookies(self, result, cookie_req, url: str) -> None:
         """Store the cookies that a reply sets in the jar."""
@@ -622,19 +622,25 @@ class Transport:
 
 _env_get, _REQUESTS_CA_BUNDLE = stored_value_reader('REQUESTS_CA_BUNDLE')
 _, _CURL_CA_BUNDLE = stored_value_reader('CURL_CA_BUNDLE')
-_last_bundle = (None, None, None)
+_environ_data = environ_dict()
+_last_bundle = (None, None, None, None)
 
 
 def _ca_bundle() -> str | None:
     """Return REQUESTS_CA_BUNDLE or else CURL_CA_BUNDLE, as requests
-    reads them, decoding them again only when they change."""
+    reads them, reading them again only after the environment changed."""
     global _last_bundle
-    stored = (_env_get(_REQUESTS_CA_BUNDLE), _env_get(_CURL_CA_BUNDLE))
     last = _last_bundle
-    if stored[0] is last[0] and stored[1] is last[1]:
-        return last[2]
-    bundle = getenv('REQUESTS_CA_BUNDLE') or getenv('CURL_CA_BUNDLE')
-    _last_bundle = (*stored, bundle)
+    version = (None if _environ_data is None
+               else _mwcomms.dict_version(_environ_data))
+    if version is not None and version == last[0]:
+        return last[3]
+    stored = (_env_get(_REQUESTS_CA_BUNDLE), _env_get(_CURL_CA_BUNDLE))
+    if stored[0] is last[1] and stored[1] is last[2]:
+        bundle = last[3]
+    else:
+        bundle = getenv('REQUESTS_CA_BUNDLE') or getenv('CURL_CA_BUNDLE')
+    _last_bundle = (version, *stored, bundle)
     return bundle
 
 

@@ -83,3 +83,58 @@ def test_has_proxy_variable_not_iterable():
     import _mwcomms
     with pytest.raises(TypeError):
         _mwcomms.has_proxy_variable(42)
+
+
+def test_proxy_check_follows_changes(monkeypatch):
+    from pywikibot_ext._proxy import _proxy_environment_set
+    for name in list(os.environ):
+        if name.lower() in ('http_proxy', 'https_proxy', 'all_proxy'):
+            monkeypatch.delenv(name)
+    assert _proxy_environment_set() is False
+    assert _proxy_environment_set() is False
+    monkeypatch.setenv('Https_Proxy', 'http://127.0.0.1:9')
+    assert _proxy_environment_set() is True
+    monkeypatch.delenv('Https_Proxy')
+    assert _proxy_environment_set() is False
+
+
+def test_dict_version_changes():
+    import _mwcomms
+    flat = {}
+    before = _mwcomms.dict_version(flat)
+    if before is None:
+        pytest.skip('this interpreter keeps no dict versions')
+    assert _mwcomms.dict_version(flat) == before
+    flat['a'] = 1
+    assert _mwcomms.dict_version(flat) != before
+
+
+def test_dict_version_nested():
+    import _mwcomms
+    inner = {}
+    tree = {'domain': {'/': inner}}
+    before = _mwcomms.dict_version(tree, 2)
+    if before is None:
+        pytest.skip('this interpreter keeps no dict versions')
+    shallow = _mwcomms.dict_version(tree, 1)
+    inner['name'] = 'cookie'
+    assert _mwcomms.dict_version(tree, 2) != before
+    # One level down does not reach the innermost dict.
+    assert _mwcomms.dict_version(tree, 1) == shallow
+    before = _mwcomms.dict_version(tree, 2)
+    del tree['domain']['/']
+    assert _mwcomms.dict_version(tree, 2) != before
+
+
+@pytest.mark.parametrize('args, error', [
+    ((), TypeError),
+    (([],), TypeError),
+    (({}, 'x'), TypeError),
+    (({}, -1), ValueError),
+    (({}, 9), ValueError),
+    (({}, 1, 2), TypeError),
+])
+def test_dict_version_bad_arguments(args, error):
+    import _mwcomms
+    with pytest.raises(error):
+        _mwcomms.dict_version(*args)
