@@ -814,24 +814,11 @@ parse_request_arguments(PyObject *const *args, Py_ssize_t nargs,
     return 0;
 }
 
+/* Send the request whose arguments values holds, indexed by REQUEST_*,
+ * and return a Response, or NULL with an exception set. */
 static PyObject *
-Client_request(ClientObject *self, PyObject *const *args, Py_ssize_t nargs,
-               PyObject *kwnames)
+client_send(ClientObject *self, PyObject *const *values, int accept_encoding)
 {
-    PyObject *values[REQUEST_PARAMETERS] = {
-        NULL, NULL, Py_None, Py_None, Py_None, Py_True, Py_None, Py_True,
-        Py_None, Py_None
-    };
-    PyObject *method;
-    PyObject *url;
-    PyObject *headers;
-    PyObject *body;
-    PyObject *timeout;
-    PyObject *verify;
-    PyObject *auth;
-    int accept_encoding;
-    PyObject *proxy;
-    PyObject *noproxy;
     mw_request request;
     mw_transfer transfer;
     char error_buffer[CURL_ERROR_SIZE];
@@ -843,30 +830,17 @@ Client_request(ClientObject *self, PyObject *const *args, Py_ssize_t nargs,
 
     memset(&request, 0, sizeof(request));
     memset(&transfer, 0, sizeof(transfer));
-    if (parse_request_arguments(args, PyVectorcall_NARGS(nargs), kwnames,
-                                values) < 0) {
-        return NULL;
-    }
-    method = values[REQUEST_METHOD];
-    url = values[REQUEST_URL];
-    headers = values[REQUEST_HEADERS];
-    body = values[REQUEST_BODY];
-    timeout = values[REQUEST_TIMEOUT];
-    verify = values[REQUEST_VERIFY];
-    auth = values[REQUEST_AUTH];
-    proxy = values[REQUEST_PROXY];
-    noproxy = values[REQUEST_NOPROXY];
-    accept_encoding = PyObject_IsTrue(values[REQUEST_ACCEPT_ENCODING]);
-    if (accept_encoding < 0) {
-        return NULL;
-    }
     if (self->closed) {
         PyErr_SetString(PyExc_ValueError, "Client is closed");
         return NULL;
     }
-    if (mw_request_parse(&request, method, url, headers, body, timeout,
-                         verify, auth, accept_encoding) < 0
-            || mw_request_parse_proxy(&request, proxy, noproxy) < 0) {
+    if (mw_request_parse(&request, values[REQUEST_METHOD],
+                         values[REQUEST_URL], values[REQUEST_HEADERS],
+                         values[REQUEST_BODY], values[REQUEST_TIMEOUT],
+                         values[REQUEST_VERIFY], values[REQUEST_AUTH],
+                         accept_encoding) < 0
+            || mw_request_parse_proxy(&request, values[REQUEST_PROXY],
+                                      values[REQUEST_NOPROXY]) < 0) {
         goto done;
     }
     easy = acquire_handle(self);
@@ -931,6 +905,294 @@ done:
     mw_transfer_clear(&transfer);
     mw_request_clear(&request);
     return result;
+}
+
+static PyObject *
+Client_request(ClientObject *self, PyObject *const *args, Py_ssize_t nargs,
+               PyObject *kwnames)
+{
+    PyObject *values[REQUEST_PARAMETERS] = {
+        NULL, NULL, Py_None, Py_None, Py_None, Py_True, Py_None, Py_True,
+        Py_None, Py_None
+    };
+    int accept_encoding;
+
+    if (parse_request_arguments(args, PyVectorcall_NARGS(nargs), kwnames,
+                                values) < 0) {
+        return NULL;
+    }
+    accept_encoding = PyObject_IsTrue(values[REQUEST_ACCEPT_ENCODING]);
+    if (accept_encoding < 0) {
+        return NULL;
+    }
+    return client_send(self, values, accept_encoding);
+}
+
+PyDoc_STRVAR(Client_requests_send_doc,
+"requests_send(method, url, headers, body, timeout, verify, auth, cookie,\n"
+"              cls, headers_type, /)\n"
+"--\n"
+"\n"
+"Send a request given in the terms of requests.Session.request and\n"
+"return (response, method, store), or None, having sent nothing, when\n"
+"the input needs more than this method does.\n"
+"\n"
+"method is a str, sent in upper case; the returned method is that upper\n"
+"case str.  url is a str, sent as it is.  headers is None or a dict of\n"
+"str names and values; store is {name.lower(): (name, value)}, the\n"
+"layout of requests' CaseInsensitiveDict, and its values are the header\n"
+"pairs sent.  body is None, bytes or a str sent as UTF-8; a HEAD\n"
+"request sends none.  cookie is None or the value of a Cookie header\n"
+"sent after the others.  timeout, verify and auth are those of\n"
+"request(); no proxy is used and the environment is not read.\n"
+"response is Response.requests_response(cls, headers_type, None,\n"
+"(method, url, pairs, body)), with pairs the header pairs sent.\n"
+"\n"
+"None is returned for: a url that is not a str, headers that are not a\n"
+"dict or hold a name or value that is not a str, a Content-Length,\n"
+"Transfer-Encoding or Cookie header, a body of another type, and a str\n"
+"body that UTF-8 cannot encode (a lone surrogate).  Errors are raised\n"
+"as request() raises them.");
+
+/* Return 1 when the lower-case header name key is one that the caller's
+ * general path handles: Content-Length, Transfer-Encoding or Cookie. */
+static int
+is_general_header(PyObject *key)
+{
+    const char *text;
+    Py_ssize_t length;
+
+    if (!PyUnicode_IS_ASCII(key)) {
+        return 0;
+    }
+    text = (const char *)PyUnicode_1BYTE_DATA(key);
+    length = PyUnicode_GET_LENGTH(key);
+    return (length == 14 && memcmp(text, "content-length", 14) == 0)
+           || (length == 17 && memcmp(text, "transfer-encoding", 17) == 0)
+           || (length == 6 && memcmp(text, "cookie", 6) == 0);
+}
+
+/* Return method in upper case as a new reference: method itself when it
+ * is ASCII without a small letter, which is the usual case. */
+static PyObject *
+upper_method(PyObject *method)
+{
+    const Py_UCS1 *data;
+    Py_ssize_t length = PyUnicode_GET_LENGTH(method);
+
+    if (PyUnicode_IS_ASCII(method)) {
+        data = PyUnicode_1BYTE_DATA(method);
+        for (Py_ssize_t i = 0; i < length; i++) {
+            if (data[i] >= 'a' && data[i] <= 'z') {
+                return PyObject_CallMethod(method, "upper", NULL);
+            }
+        }
+        return Py_NewRef(method);
+    }
+    return PyObject_CallMethod(method, "upper", NULL);
+}
+
+/* Fill *store with {name.lower(): (name, value)} for the dict headers.
+ * Return 1, 0 when the headers need the general path, or -1 with an
+ * exception set. */
+static int
+build_send_store(PyObject *headers, PyObject **store)
+{
+    Py_ssize_t position = 0;
+    PyObject *name;
+    PyObject *value;
+
+    *store = PyDict_New();
+    if (*store == NULL) {
+        return -1;
+    }
+    if (headers == Py_None) {
+        return 1;
+    }
+    /* The loop runs only str methods, which cannot change the dict. */
+    while (PyDict_Next(headers, &position, &name, &value)) {
+        PyObject *key;
+        PyObject *item;
+        int failed;
+
+        if (!PyUnicode_CheckExact(name) || !PyUnicode_CheckExact(value)) {
+            return 0;
+        }
+        key = mw_lower_header_name(name);
+        if (key == NULL) {
+            return -1;
+        }
+        if (is_general_header(key)) {
+            Py_DECREF(key);
+            return 0;
+        }
+        item = PyTuple_Pack(2, name, value);
+        failed = item == NULL || PyDict_SetItem(*store, key, item) < 0;
+        Py_XDECREF(item);
+        Py_DECREF(key);
+        if (failed) {
+            return -1;
+        }
+    }
+    return 1;
+}
+
+/* Return the header pairs to send: the values of store, then the Cookie
+ * header when cookie is not None. */
+static PyObject *
+send_pairs(PyObject *store, PyObject *cookie)
+{
+    Py_ssize_t count = PyDict_GET_SIZE(store);
+    Py_ssize_t position = 0;
+    Py_ssize_t index = 0;
+    PyObject *pairs;
+    PyObject *value;
+
+    pairs = PyList_New(count + (cookie != Py_None));
+    if (pairs == NULL) {
+        return NULL;
+    }
+    while (PyDict_Next(store, &position, NULL, &value)) {
+        PyList_SET_ITEM(pairs, index++, Py_NewRef(value));
+    }
+    if (cookie != Py_None) {
+        PyObject *item = Py_BuildValue("(sO)", "Cookie", cookie);
+
+        if (item == NULL) {
+            Py_DECREF(pairs);
+            return NULL;
+        }
+        PyList_SET_ITEM(pairs, index, item);
+    }
+    return pairs;
+}
+
+static PyObject *
+Client_requests_send(ClientObject *self, PyObject *const *args,
+                     Py_ssize_t nargs)
+{
+    static PyObject *no_proxy;
+    PyObject *values[REQUEST_PARAMETERS] = {NULL};
+    PyObject *method = NULL;
+    PyObject *store = NULL;
+    PyObject *pairs = NULL;
+    PyObject *wire_body = NULL;
+    PyObject *result = NULL;
+    PyObject *sent = NULL;
+    PyObject *response = NULL;
+    PyObject *answer = NULL;
+    PyObject *url;
+    PyObject *headers;
+    PyObject *body;
+    PyObject *cookie;
+    PyObject *build[4];
+    int usual;
+
+    if (nargs != 10) {
+        PyErr_Format(PyExc_TypeError,
+                     "requests_send() takes 10 arguments (%zd given)", nargs);
+        return NULL;
+    }
+    url = args[1];
+    headers = args[2];
+    body = args[3];
+    cookie = args[7];
+    if (!PyUnicode_Check(args[0])) {
+        PyErr_SetString(PyExc_TypeError,
+                        "requests_send(): method must be a str");
+        return NULL;
+    }
+    if (cookie != Py_None && !PyUnicode_Check(cookie)) {
+        PyErr_SetString(PyExc_TypeError,
+                        "requests_send(): cookie must be None or a str");
+        return NULL;
+    }
+    /* Checked before sending, so that a wrong call sends nothing. */
+    if (!PyType_Check(args[8]) || !PyType_Check(args[9])) {
+        PyErr_SetString(PyExc_TypeError,
+                        "requests_send(): cls and headers_type must be "
+                        "classes");
+        return NULL;
+    }
+    if (!PyUnicode_CheckExact(url)
+            || !(headers == Py_None || PyDict_CheckExact(headers))
+            || !(body == Py_None || PyBytes_CheckExact(body)
+                 || PyUnicode_CheckExact(body))) {
+        Py_RETURN_NONE;
+    }
+    if (no_proxy == NULL) {
+        no_proxy = PyUnicode_FromString("");
+        if (no_proxy == NULL) {
+            return NULL;
+        }
+    }
+    method = upper_method(args[0]);
+    if (method == NULL) {
+        return NULL;
+    }
+    usual = build_send_store(headers, &store);
+    if (usual <= 0) {
+        goto done;
+    }
+    if (PyUnicode_CompareWithASCIIString(method, "HEAD") == 0) {
+        wire_body = Py_NewRef(Py_None);
+    }
+    else if (PyUnicode_CheckExact(body)) {
+        wire_body = PyUnicode_AsUTF8String(body);
+        if (wire_body == NULL) {
+            if (PyErr_ExceptionMatches(PyExc_UnicodeEncodeError)) {
+                PyErr_Clear();
+                usual = 0;
+            }
+            goto done;
+        }
+    }
+    else {
+        wire_body = Py_NewRef(body);
+    }
+    pairs = send_pairs(store, cookie);
+    if (pairs == NULL) {
+        goto done;
+    }
+    values[REQUEST_METHOD] = method;
+    values[REQUEST_URL] = url;
+    values[REQUEST_HEADERS] = pairs;
+    values[REQUEST_BODY] = wire_body;
+    values[REQUEST_TIMEOUT] = args[4];
+    values[REQUEST_VERIFY] = args[5];
+    values[REQUEST_AUTH] = args[6];
+    values[REQUEST_ACCEPT_ENCODING] = Py_True;
+    values[REQUEST_PROXY] = no_proxy;
+    values[REQUEST_NOPROXY] = Py_None;
+    result = client_send(self, values, 1);
+    if (result == NULL) {
+        goto done;
+    }
+    sent = PyTuple_Pack(4, method, url, pairs, body);
+    if (sent == NULL) {
+        goto done;
+    }
+    build[0] = args[8];
+    build[1] = args[9];
+    build[2] = Py_None;
+    build[3] = sent;
+    response = mw_requests_response(result, build);
+    if (response == NULL) {
+        goto done;
+    }
+    answer = PyTuple_Pack(3, response, method, store);
+done:
+    Py_XDECREF(method);
+    Py_XDECREF(store);
+    Py_XDECREF(pairs);
+    Py_XDECREF(wire_body);
+    Py_XDECREF(result);
+    Py_XDECREF(sent);
+    Py_XDECREF(response);
+    if (answer == NULL && usual == 0 && !PyErr_Occurred()) {
+        Py_RETURN_NONE;
+    }
+    return answer;
 }
 
 PyDoc_STRVAR(Client_stream_doc,
@@ -1033,6 +1295,8 @@ Client_get_closed(ClientObject *self, void *closure)
 static PyMethodDef Client_methods[] = {
     {"request", (PyCFunction)(void (*)(void))Client_request,
      METH_FASTCALL | METH_KEYWORDS, Client_request_doc},
+    {"requests_send", (PyCFunction)(void (*)(void))Client_requests_send,
+     METH_FASTCALL, Client_requests_send_doc},
     {"stream", (PyCFunction)(void (*)(void))Client_stream,
      METH_VARARGS | METH_KEYWORDS, Client_stream_doc},
     {"request_many", (PyCFunction)(void (*)(void))Client_request_many,

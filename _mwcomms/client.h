@@ -192,6 +192,8 @@ int mw_parse_header_block(const char *data, size_t length,
                           PyObject **reason, PyObject **headers,
                           PyObject **keys);
 PyObject *mw_find_header_values(PyObject *headers, PyObject *name);
+PyObject *mw_requests_response(PyObject *response, PyObject *const *args);
+PyObject *mw_lower_header_name(PyObject *name);
 const char *mw_http_version_name(long version);
 
 /* client_stream.c: run one transfer on a multi handle, so that Python

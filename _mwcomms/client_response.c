@@ -189,12 +189,13 @@ error:
     return NULL;
 }
 
-/* Return name in lower case as a new reference: name itself when it has
- * no ASCII capital letter, which is the usual case.  Header names are
- * tokens (RFC 9110 section 5.1), so a non-ASCII name can only come from
- * a broken server; str.lower() handles it as Python would. */
-static PyObject *
-lower_header_name(PyObject *name)
+/* Return name (a str) in lower case as a new reference: name itself
+ * when it has no ASCII capital letter, which is the usual case.  Header
+ * names are tokens (RFC 9110 section 5.1), so a non-ASCII name comes
+ * only from a broken server or caller; str.lower() handles it as Python
+ * would. */
+PyObject *
+mw_lower_header_name(PyObject *name)
 {
     const Py_UCS1 *data;
     Py_ssize_t length = PyUnicode_GET_LENGTH(name);
@@ -225,10 +226,6 @@ lower_header_name(PyObject *name)
     return lower;
 }
 
-/* Return {lower-case name: (name, value)} for the headers, a tuple of
- * (name, value) str pairs: the layout of the store of requests'
- * CaseInsensitiveDict.  A repeated name keeps its first spelling and its
- * values joined with ', ' in received order, as requests joins them. */
 /* Return {lower-case name: (name, value)} for the headers, a tuple of
  * (name, value) str pairs: the layout of the store of requests'
  * CaseInsensitiveDict.  A repeated name keeps its first spelling and its
@@ -430,22 +427,16 @@ Response_requests_state(ResponseObject *self, PyObject *const *args,
 
 /* requests_response(cls, headers_type, request, sent): a new cls
  * instance whose __dict__ is requests_state(headers_type, request,
- * sent), made without running cls.__init__. */
-static PyObject *
-Response_requests_response(ResponseObject *self, PyObject *const *args,
-                           Py_ssize_t nargs)
+ * sent), made without running cls.__init__.  args holds the four
+ * arguments; response is a Response. */
+PyObject *
+mw_requests_response(PyObject *response, PyObject *const *args)
 {
     PyTypeObject *cls;
     PyObject *state = NULL;
     PyObject *empty = NULL;
     PyObject *instance = NULL;
 
-    if (nargs != 4) {
-        PyErr_Format(PyExc_TypeError,
-                     "requests_response() takes 4 arguments (%zd given)",
-                     nargs);
-        return NULL;
-    }
     if (!is_class(args[0]) || !is_class(args[1])) {
         PyErr_SetString(PyExc_TypeError,
                         "requests_response(): cls and headers_type must be "
@@ -453,7 +444,7 @@ Response_requests_response(ResponseObject *self, PyObject *const *args,
         return NULL;
     }
     cls = (PyTypeObject *)args[0];
-    state = build_requests_state(self, args + 1);
+    state = build_requests_state((ResponseObject *)response, args + 1);
     if (state == NULL) {
         return NULL;
     }
@@ -478,6 +469,19 @@ Response_requests_response(ResponseObject *self, PyObject *const *args,
     Py_XDECREF(empty);
     Py_DECREF(state);
     return instance;
+}
+
+static PyObject *
+Response_requests_response(ResponseObject *self, PyObject *const *args,
+                           Py_ssize_t nargs)
+{
+    if (nargs != 4) {
+        PyErr_Format(PyExc_TypeError,
+                     "requests_response() takes 4 arguments (%zd given)",
+                     nargs);
+        return NULL;
+    }
+    return mw_requests_response((PyObject *)self, args);
 }
 
 static PyObject *
@@ -699,7 +703,7 @@ header_pair(const char *name, size_t name_length, const char *value,
         if (name_object == NULL) {
             return -1;
         }
-        *key = lower_header_name(name_object);
+        *key = mw_lower_header_name(name_object);
         /* Computing the hash here stores it in the key. */
         if (*key == NULL || PyObject_Hash(*key) == -1) {
             goto error;

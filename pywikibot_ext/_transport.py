@@ -290,39 +290,20 @@ class Transport:
         cookies, hooks, proxies or cert, no stream, a str or bytes body or
         none, verify None or True and auth None or a 4-tuple.  Returns
         None, having sent nothing, when anything else is unusual: a URL
-        to quote, headers that are not all str, framing or Cookie
+        to quote, headers that are not a dict of str, framing or Cookie
         headers, a proxy in the environment, or a str body with a lone
         surrogate.  :meth:`request` then takes its general path, which
         handles all of these.  Otherwise it returns (response, method,
         url, header store, body, signer, verify) with what was sent.
         """
-        method = method.upper()
         if url not in _safe_urls:
-            if not _SAFE_URL.match(url):
+            if type(url) is not str or not _SAFE_URL.match(url):
                 return None
             if len(_safe_urls) > 512:
                 _safe_urls.clear()
             _safe_urls[url] = True
-        store = {}
-        if headers:
-            for name, value in headers.items():
-                if type(name) is not str or type(value) is not str:
-                    return None
-                store[name.lower()] = (name, value)
-            if ('content-length' in store or 'transfer-encoding' in store
-                    or 'cookie' in store):
-                return None
         if self.trust_env and _proxy_environment_set():
             return None
-        body = data
-        wire_body = data
-        if method == 'HEAD':
-            wire_body = None
-        elif type(data) is str:
-            try:
-                wire_body = data.encode('utf-8')
-            except UnicodeEncodeError:
-                return None
         signer = None
         if auth is not None:
             host = _netlocs.get(url)
@@ -335,25 +316,31 @@ class Transport:
             if signer is None:
                 signer = self.oauth_for(auth, host)
         verify = _ca_bundle() or True
-        pairs = list(store.values())
         jar = self.cookie_jar
-        cookie_req = None
+        cookie_req = cookie_header = None
         if jar is not None and getattr(jar, '_cookies', True):
             cookie_req, cookie_header = self._jar_cookie_header(url)
+        # The header map, the body encoding, the transfer and the
+        # Response run in C; see _mwcomms.Client.requests_send.
+        try:
+            sent = self.client.requests_send(method, url, headers, data,
+                                             timeout, verify, signer,
+                                             cookie_header, Response,
+                                             Headers)
+        except _mwcomms.Error as exc:
+            method = method.upper()
+            pairs = list(send_header_map(headers.items() if headers
+                                         else ())._store.values())
             if cookie_header:
                 pairs.append(('Cookie', cookie_header))
-        try:
-            result = self.client.request(method, url, pairs, wire_body,
-                                         timeout=timeout, verify=verify,
-                                         auth=signer, proxy='')
-        except _mwcomms.Error as exc:
             raise to_requests_exception(
-                exc, make_request(method, url, pairs, body)) from None
-        response = result.requests_response(Response, Headers, None,
-                                            (method, url, pairs, body))
+                exc, make_request(method, url, pairs, data)) from None
+        if sent is None:
+            return None
+        response, method, store = sent
         if jar is not None and 'set-cookie' in response.headers._store:
-            self._keep_cookies(result, cookie_req, url)
-        return response, method, url, store, body, signer, verify
+            self._keep_cookies(response._result, cookie_req, url)
+        return response, method, url, store, data, signer, verify
 
     def _send_once(self, method, url, headers, body, signer, extra_cookies,
                    timeout, verify, proxy, stream=False,
