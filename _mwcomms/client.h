@@ -93,6 +93,9 @@ typedef struct {
 typedef struct {
     CURL *easy;
     mw_buffer headers;           /* header lines of the latest response */
+    /* 1: mw_response_new copies the header lines and leaves the buffer
+     * here for the next transfer.  0: the Response takes the buffer. */
+    int copy_headers;
     mw_buffer body;
     /* bytes object of the Content-Length size that the write callback
      * fills directly, saving a copy of large bodies (see
@@ -175,6 +178,27 @@ int mw_request_authorize(mw_request *request);
 void mw_request_clear(mw_request *request);
 int mw_transfer_setup(CURL *easy, mw_request *request, mw_transfer *transfer,
                       char *error_buffer, Py_ssize_t max_response_size);
+
+/* Options that mw_transfer_setup_kept set on an easy handle which its
+ * caller keeps for the next request, so that the next setup skips the
+ * options that already hold the wanted value.  All zero: nothing is
+ * known of the handle.  Unlike mw_transfer_setup, mw_transfer_setup_kept
+ * leaves CURLOPT_PRIVATE alone and stores the plain setup tag in tag.
+ * The caller sets CURLOPT_PRIVATE to tag before the handle goes back to
+ * the pool, and releases url with mw_kept_options_clear. */
+typedef struct {
+    char *tag;                   /* plain setup tag, or NULL */
+    PyObject *url;               /* str of CURLOPT_URL, or NULL */
+    const char *method;          /* set by the last setup, or NULL */
+    int has_headers;             /* CURLOPT_HTTPHEADER is not NULL */
+    long connect_timeout_ms;
+} mw_kept_options;
+
+int mw_transfer_setup_kept(CURL *easy, mw_request *request,
+                           mw_transfer *transfer, char *error_buffer,
+                           Py_ssize_t max_response_size,
+                           mw_kept_options *kept);
+void mw_kept_options_clear(mw_kept_options *kept);
 void mw_transfer_detach(CURL *easy);
 void mw_transfer_clear(mw_transfer *transfer);
 void mw_raise_transfer_error(CURLcode code, const char *error_buffer,

@@ -16,48 +16,54 @@
  * An easy handle whose item completed stays with the batch for a later
  * item, with the batch's options still set, instead of going back to
  * the client's pool.  Its body buffer stays too.  Both go back when the
- * batch ends.
+ * batch ends.  The batch remembers the options that it set on a kept
+ * handle (see mw_kept_options), so that the next item sets only those
+ * that differ.
  */
 #include "client.h"
 
 #include <string.h>
+#include <strings.h>
 #include <time.h>
 
 /* Maximum wait in curl_multi_poll (milliseconds), and so the interval
  * of the signal checks on the main thread. */
 #define POLL_INTERVAL_MS 100
 
-/* Largest body buffer that the batch keeps for a later item.  Bodies
- * with a Content-Length of 64 KiB or more are written into their bytes
- * object instead (see write_to_bytes in client_request.c), so larger
- * buffers are rare. */
-#define SPARE_BODY_MAX_BYTES (64 * 1024)
+/* Largest body or header buffer that the batch keeps for a later item.
+ * Bodies with a Content-Length of 64 KiB or more are written into their
+ * bytes object instead (see write_to_bytes in client_request.c), so
+ * larger buffers are rare. */
+#define SPARE_BUFFER_MAX_BYTES (64 * 1024)
 
 typedef struct {
     mw_request request;
     mw_transfer transfer;
     char error_buffer[CURL_ERROR_SIZE];
     CURL *easy;
-    char *setup_tag;             /* CURLOPT_PRIVATE of mw_transfer_setup */
+    mw_kept_options kept;        /* options set on easy */
     int no_progress;             /* CURLOPT_NOPROGRESS set on easy */
+    int pipewait;                /* CURLOPT_PIPEWAIT set on easy */
     int ready;                   /* set up, waiting to be added */
     int done;
     CURLcode code;
     PyObject *result;            /* Response or exception instance */
 } batch_item;
 
-/* An easy handle kept between two items of a batch.  Its CURLOPT_PRIVATE
- * is setup_tag again, so that mw_transfer_setup keeps its options for a
- * plain request, and CURLOPT_PIPEWAIT is 1.  CURLOPT_HTTPHEADER and
- * CURLOPT_POSTFIELDS still point into the freed request of the last
- * item.  libcurl reads them only during a transfer, and before that
- * mw_transfer_setup sets CURLOPT_HTTPHEADER for every request and
- * CURLOPT_POSTFIELDS for every POST.  A GET does not read
- * CURLOPT_POSTFIELDS, and any other request resets the handle. */
+/* An easy handle kept between two items of a batch, set up for a plain
+ * request (kept.tag is not NULL).  Its CURLOPT_PRIVATE still points to
+ * the last item, and release_to_pool sets it to kept.tag.
+ * CURLOPT_HTTPHEADER and CURLOPT_POSTFIELDS still point into the freed
+ * request of the last item.  libcurl reads them only during a transfer.
+ * Before that, mw_transfer_setup_kept sets CURLOPT_HTTPHEADER unless
+ * both lists are empty (NULL), and CURLOPT_POSTFIELDS for every POST.
+ * A GET does not read CURLOPT_POSTFIELDS, and any other request resets
+ * the handle. */
 typedef struct {
     CURL *easy;
-    char *setup_tag;
+    mw_kept_options kept;
     int no_progress;
+    int pipewait;
 } spare_handle;
 
 /* Progress of a batch through its items, in request order.  Items before
@@ -74,12 +80,14 @@ typedef struct {
     Py_ssize_t active;           /* items on the multi handle */
     int check_signals;
     int64_t last_check_ms;
-    /* Easy handles and body buffers of collected items, for the next
-     * ones.  Both arrays have spare_capacity entries. */
+    /* Easy handles, body buffers and header buffers of collected items,
+     * for the next ones.  Each array has spare_capacity entries. */
     spare_handle *spare_handles;
     Py_ssize_t spare_handle_count;
     mw_buffer *spare_bodies;
     Py_ssize_t spare_body_count;
+    mw_buffer *spare_headers;
+    Py_ssize_t spare_header_count;
     Py_ssize_t spare_capacity;
 } batch_state;
 
@@ -172,7 +180,8 @@ unpack_item(PyObject *entry, PyObject **fields)
 
 /* Give the item an easy handle that an earlier item of the batch left,
  * or else one from the client's pool.  Set *spare to the kept handle's
- * entry, or clear spare->easy for a handle from the pool. */
+ * entry, or clear spare->easy for a handle from the pool.  The item
+ * takes the reference to spare->kept.url. */
 static int
 take_handle(PyObject *client, batch_state *state, batch_item *item,
             spare_handle *spare)
@@ -180,6 +189,8 @@ take_handle(PyObject *client, batch_state *state, batch_item *item,
     if (state->spare_handle_count > 0) {
         *spare = state->spare_handles[--state->spare_handle_count];
         item->easy = spare->easy;
+        item->kept = spare->kept;
+        spare->kept.url = NULL;
         return 0;
     }
     spare->easy = NULL;
@@ -187,23 +198,42 @@ take_handle(PyObject *client, batch_state *state, batch_item *item,
     return item->easy != NULL ? 0 : -1;
 }
 
-/* Set the options that only batches set.  After mw_transfer_setup, a
- * handle from the pool has CURLOPT_PIPEWAIT 0 and CURLOPT_NOPROGRESS 0.
- * A kept handle that got its earlier tag back still has the values of
- * its last item.  One whose tag changed may have been reset, so both
+/* Return 1 when url uses TLS.  parse_url accepted only the schemes http
+ * and https, in any case. */
+static int
+is_https(const char *url)
+{
+    return strncasecmp(url, "https:", 6) == 0;
+}
+
+/* Set the options that only batches set.  After mw_transfer_setup_kept,
+ * a handle from the pool has CURLOPT_PIPEWAIT 0 and CURLOPT_NOPROGRESS
+ * 0.  A kept handle that got its earlier tag back still has the values
+ * of its last item.  One whose tag changed may have been reset, so both
  * are set again. */
 static int
 set_batch_options(batch_item *item, const spare_handle *spare)
 {
     int from_pool = spare->easy == NULL;
-    int tag_changed = !from_pool && spare->setup_tag != item->setup_tag;
+    int tag_changed = !from_pool && spare->kept.tag != item->kept.tag;
+    int set_pipewait;
     int set_no_progress;
 
-    /* Wait for a connection that may multiplex instead of opening one
-     * per transfer before the server's HTTP/2 support is known. */
-    if ((from_pool || tag_changed)
-            && curl_easy_setopt(item->easy, CURLOPT_PIPEWAIT, 1L)
-               != CURLE_OK) {
+    /* Over TLS, wait for a connection that may multiplex (HTTP/2)
+     * instead of opening one per transfer before the server's HTTP/2
+     * support is known.  Plain http stays on HTTP/1.1 (the client asks
+     * for HTTP/2 over TLS only), where waiting would only hold transfers
+     * back until a connection is free. */
+    item->pipewait = is_https(item->request.url_utf8);
+    if (from_pool) {
+        set_pipewait = item->pipewait;
+    }
+    else {
+        set_pipewait = tag_changed || item->pipewait != spare->pipewait;
+    }
+    if (set_pipewait
+            && curl_easy_setopt(item->easy, CURLOPT_PIPEWAIT,
+                                (long)item->pipewait) != CURLE_OK) {
         PyErr_SetString(mwcomms_Error,
                         "curl_easy_setopt(CURLOPT_PIPEWAIT) failed");
         return -1;
@@ -271,16 +301,16 @@ prepare_item(PyObject *client, batch_state *state, batch_item *item,
     if (take_handle(client, state, item, &spare) < 0) {
         goto done;
     }
-    if (mw_transfer_setup(item->easy, &item->request, &item->transfer,
-                          item->error_buffer,
-                          mw_client_max_response_size(client)) < 0) {
+    if (mw_transfer_setup_kept(item->easy, &item->request, &item->transfer,
+                               item->error_buffer,
+                               mw_client_max_response_size(client),
+                               &item->kept) < 0) {
         goto done;
     }
     /* run_batch finds the item through CURLOPT_PRIVATE.  With the item
      * there, the handle is reset when it goes back to the pool (see
-     * mw_transfer_detach), unless keep_handle or release_to_pool puts
-     * the tag back after a complete transfer. */
-    curl_easy_getinfo(item->easy, CURLINFO_PRIVATE, &item->setup_tag);
+     * mw_transfer_detach), unless release_to_pool puts the tag back
+     * after a complete transfer. */
     if (curl_easy_setopt(item->easy, CURLOPT_PRIVATE, (char *)item)
             != CURLE_OK) {
         PyErr_SetString(mwcomms_Error,
@@ -298,15 +328,24 @@ prepare_item(PyObject *client, batch_state *state, batch_item *item,
     }
     /* Signing appends its header to a list that libcurl already has,
      * unless the list was empty. */
-    if (item->request.headers != unsigned_headers
-            && curl_easy_setopt(item->easy, CURLOPT_HTTPHEADER,
-                                item->request.headers) != CURLE_OK) {
-        PyErr_SetString(mwcomms_Error,
-                        "curl_easy_setopt(CURLOPT_HTTPHEADER) failed");
-        goto done;
+    if (item->request.headers != unsigned_headers) {
+        if (curl_easy_setopt(item->easy, CURLOPT_HTTPHEADER,
+                             item->request.headers) != CURLE_OK) {
+            PyErr_SetString(mwcomms_Error,
+                            "curl_easy_setopt(CURLOPT_HTTPHEADER) failed");
+            goto done;
+        }
+        item->kept.has_headers = 1;
     }
     if (state->spare_body_count > 0) {
         item->transfer.body = state->spare_bodies[--state->spare_body_count];
+    }
+    /* The Response gets a copy of the header lines, and the buffer goes
+     * to the next item. */
+    item->transfer.copy_headers = 1;
+    if (state->spare_header_count > 0) {
+        item->transfer.headers =
+            state->spare_headers[--state->spare_header_count];
     }
     item->ready = 1;
     result = 0;
@@ -480,18 +519,20 @@ configure_multi(CURLM *multi, Py_ssize_t max_concurrency)
 }
 
 /* Set CURLOPT_PIPEWAIT and CURLOPT_NOPROGRESS back to 0, the values of
- * a pooled handle, and give the handle back to the pool.  A handle whose
- * options could not be set back loses its tag, so that the pool resets
- * it. */
+ * a pooled handle, and give the handle back to the pool with its plain
+ * setup tag, or NULL, in CURLOPT_PRIVATE.  A handle whose options could
+ * not be set back loses its tag, so that the pool resets it.  Clear
+ * kept. */
 static void
-release_to_pool(PyObject *client, CURL *easy, char *setup_tag)
+release_to_pool(PyObject *client, CURL *easy, mw_kept_options *kept)
 {
     if (curl_easy_setopt(easy, CURLOPT_PIPEWAIT, 0L) != CURLE_OK
             || curl_easy_setopt(easy, CURLOPT_NOPROGRESS, 0L) != CURLE_OK
-            || curl_easy_setopt(easy, CURLOPT_PRIVATE, setup_tag)
+            || curl_easy_setopt(easy, CURLOPT_PRIVATE, kept->tag)
                != CURLE_OK) {
         curl_easy_setopt(easy, CURLOPT_PRIVATE, (char *)NULL);
     }
+    mw_kept_options_clear(kept);
     mw_client_release(client, easy, 1);
 }
 
@@ -502,41 +543,41 @@ release_to_pool(PyObject *client, CURL *easy, char *setup_tag)
 static void
 keep_handle(PyObject *client, batch_state *state, batch_item *item)
 {
-    if (item->setup_tag != NULL
-            && state->spare_handle_count < state->spare_capacity
-            && curl_easy_setopt(item->easy, CURLOPT_PRIVATE, item->setup_tag)
-               == CURLE_OK) {
+    if (item->kept.tag != NULL
+            && state->spare_handle_count < state->spare_capacity) {
         spare_handle *spare =
             &state->spare_handles[state->spare_handle_count++];
 
         spare->easy = item->easy;
-        spare->setup_tag = item->setup_tag;
+        spare->kept = item->kept;
         spare->no_progress = item->no_progress;
+        spare->pipewait = item->pipewait;
+        item->kept.url = NULL;
+        item->kept.tag = NULL;
         return;
     }
-    /* With its tag NULL, or with the item in CURLOPT_PRIVATE after a
-     * failed curl_easy_setopt, the pool resets the handle. */
-    release_to_pool(client, item->easy, item->setup_tag);
+    /* With its tag NULL, the pool resets the handle. */
+    release_to_pool(client, item->easy, &item->kept);
 }
 
-/* Keep a collected item's body buffer for the next item.  A buffer that
- * is too large, or finds the spare list full, stays for mw_transfer_clear
- * to free. */
+/* Keep a collected item's body or header buffer in spares, a list of
+ * state->spare_capacity entries, for the next item.  A buffer that is
+ * too large, or finds the list full, stays for mw_transfer_clear to
+ * free. */
 static void
-keep_body(batch_state *state, mw_transfer *transfer)
+keep_buffer(const batch_state *state, mw_buffer *spares, Py_ssize_t *count,
+            mw_buffer *buffer)
 {
-    mw_buffer *body = &transfer->body;
+    if (buffer->data != NULL && buffer->cap <= SPARE_BUFFER_MAX_BYTES
+            && *count < state->spare_capacity) {
+        mw_buffer *spare = &spares[(*count)++];
 
-    if (body->data != NULL && body->cap <= SPARE_BODY_MAX_BYTES
-            && state->spare_body_count < state->spare_capacity) {
-        mw_buffer *spare = &state->spare_bodies[state->spare_body_count++];
-
-        spare->data = body->data;
+        spare->data = buffer->data;
         spare->len = 0;
-        spare->cap = body->cap;
-        body->data = NULL;
-        body->len = 0;
-        body->cap = 0;
+        spare->cap = buffer->cap;
+        buffer->data = NULL;
+        buffer->len = 0;
+        buffer->cap = 0;
     }
 }
 
@@ -563,7 +604,10 @@ collect_item(PyObject *client, batch_state *state, batch_item *item)
     }
     keep_handle(client, state, item);
     item->easy = NULL;
-    keep_body(state, &item->transfer);
+    keep_buffer(state, state->spare_bodies, &state->spare_body_count,
+                &item->transfer.body);
+    keep_buffer(state, state->spare_headers, &state->spare_header_count,
+                &item->transfer.headers);
     mw_transfer_clear(&item->transfer);
     mw_request_clear(&item->request);
 }
@@ -599,6 +643,7 @@ drop_item(PyObject *client, batch_item *item)
         mw_client_release(client, item->easy, 0);
         item->easy = NULL;
     }
+    mw_kept_options_clear(&item->kept);
     mw_transfer_clear(&item->transfer);
     mw_request_clear(&item->request);
 }
@@ -734,7 +779,11 @@ mw_request_many(PyObject *client, PyObject *args, PyObject *kwargs)
     state.spare_bodies = PyMem_Malloc(
         (state.spare_capacity > 0 ? (size_t)state.spare_capacity : 1)
         * sizeof(*state.spare_bodies));
-    if (state.spare_handles == NULL || state.spare_bodies == NULL) {
+    state.spare_headers = PyMem_Malloc(
+        (state.spare_capacity > 0 ? (size_t)state.spare_capacity : 1)
+        * sizeof(*state.spare_headers));
+    if (state.spare_handles == NULL || state.spare_bodies == NULL
+            || state.spare_headers == NULL) {
         PyErr_NoMemory();
         goto done;
     }
@@ -801,10 +850,13 @@ done:
          * because collect_item and drop_item free them. */
         for (Py_ssize_t i = 0; i < state.next_setup; i++) {
             if (items[i].easy != NULL) {
+                /* CURLOPT_PRIVATE is the item, so the pool resets a
+                 * complete handle, and an incomplete one is closed. */
                 mw_client_release(client, items[i].easy, items[i].done);
                 mw_transfer_clear(&items[i].transfer);
                 mw_request_clear(&items[i].request);
             }
+            mw_kept_options_clear(&items[i].kept);
             Py_XDECREF(items[i].result);
         }
         /* Give the kept handles back before the items are freed,
@@ -812,16 +864,20 @@ done:
          * mw_transfer_detach clears them. */
         for (Py_ssize_t i = 0; i < state.spare_handle_count; i++) {
             release_to_pool(client, state.spare_handles[i].easy,
-                            state.spare_handles[i].setup_tag);
+                            &state.spare_handles[i].kept);
         }
         for (Py_ssize_t i = 0; i < state.spare_body_count; i++) {
             PyMem_RawFree(state.spare_bodies[i].data);
+        }
+        for (Py_ssize_t i = 0; i < state.spare_header_count; i++) {
+            PyMem_RawFree(state.spare_headers[i].data);
         }
         PyErr_Restore(type, value, traceback);
         PyMem_Free(items);
     }
     PyMem_Free(state.spare_handles);
     PyMem_Free(state.spare_bodies);
+    PyMem_Free(state.spare_headers);
     if (multi != NULL) {
         mw_client_release_multi(client, multi, multi_kept);
     }

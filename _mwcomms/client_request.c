@@ -44,6 +44,15 @@ static const char *const supported_methods[] = {
     "GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS", NULL
 };
 
+/* parse_method sets mw_request.method to an entry of supported_methods,
+ * so methods compare by address. */
+#define METHOD_GET (supported_methods[0])
+#define METHOD_HEAD (supported_methods[1])
+#define METHOD_POST (supported_methods[2])
+#define METHOD_PUT (supported_methods[3])
+#define METHOD_PATCH (supported_methods[5])
+#define METHOD_OPTIONS (supported_methods[6])
+
 static int64_t
 monotonic_ms(void)
 {
@@ -740,7 +749,7 @@ is_libcurl_form_type(const mw_request *request, const char *name,
                      PyObject *value)
 {
     return request->body_kind == MW_BODY_BUFFER
-           && strcmp(request->method, "HEAD") != 0
+           && request->method != METHOD_HEAD
            && strcmp(name, "Content-Type") == 0
            && PyBytes_GET_SIZE(value) == sizeof(FORM_CONTENT_TYPE) - 1
            && memcmp(PyBytes_AS_STRING(value), FORM_CONTENT_TYPE,
@@ -1001,9 +1010,9 @@ parse_headers(mw_request *request, PyObject *headers, PyObject *auth)
      * signature covers the Content-Type that is sent) and Expect:
      * 100-continue to bodies over 1 MiB (a round trip of delay). */
     if (request->body_kind == MW_BODY_NONE
-            && strcmp(request->method, "POST") != 0
-            && strcmp(request->method, "PUT") != 0
-            && strcmp(request->method, "PATCH") != 0) {
+            && request->method != METHOD_POST
+            && request->method != METHOD_PUT
+            && request->method != METHOD_PATCH) {
         /* No body is sent (see set_method), so libcurl adds neither. */
         result = 0;
         goto done;
@@ -1101,7 +1110,7 @@ file_remaining_size(PyObject *body)
 static int
 parse_stream_body(mw_request *request, PyObject *body)
 {
-    if (strcmp(request->method, "HEAD") == 0) {
+    if (request->method == METHOD_HEAD) {
         PyErr_SetString(PyExc_ValueError, "a HEAD request cannot have a body");
         return -1;
     }
@@ -1143,8 +1152,8 @@ parse_body(mw_request *request, PyObject *body)
         return 0;
     }
     if (request->body_kind == MW_BODY_MULTIPART) {
-        if (strcmp(request->method, "GET") == 0
-                || strcmp(request->method, "HEAD") == 0) {
+        if (request->method == METHOD_GET
+                || request->method == METHOD_HEAD) {
             PyErr_Format(PyExc_ValueError,
                          "a %s request cannot have a Multipart body",
                          request->method);
@@ -1198,7 +1207,7 @@ static int
 finish_buffer_body(mw_request *request)
 {
     request->has_body = 1;
-    if (strcmp(request->method, "HEAD") == 0) {
+    if (request->method == METHOD_HEAD) {
         PyErr_SetString(PyExc_ValueError, "a HEAD request cannot have a body");
         return -1;
     }
@@ -1881,7 +1890,10 @@ check_content_length(mw_transfer *transfer, const char *data, size_t length)
     size_t name_length = sizeof(name) - 1;
     curl_off_t value = -1;
 
-    if (length < name_length) {
+    /* Most header lines differ in the first or ninth letter ('c' and
+     * 'l'), which rules them out before the whole name is compared. */
+    if (length < name_length || (data[0] | 0x20) != 'c'
+            || (data[8] | 0x20) != 'l') {
         return 0;
     }
     for (size_t i = 0; i < name_length; i++) {
@@ -2097,10 +2109,10 @@ set_method(CURL *easy, mw_request *request, mw_transfer *transfer)
 {
     const char *method = request->method;
     int sends_body = request->has_body
-        || strcmp(method, "POST") == 0 || strcmp(method, "PUT") == 0
-        || strcmp(method, "PATCH") == 0;
+        || method == METHOD_POST || method == METHOD_PUT
+        || method == METHOD_PATCH;
 
-    if (strcmp(method, "HEAD") == 0) {
+    if (method == METHOD_HEAD) {
         SETOPT(CURLOPT_NOBODY, 1L);
         return 0;
     }
@@ -2110,7 +2122,7 @@ set_method(CURL *easy, mw_request *request, mw_transfer *transfer)
             return -1;
         }
         SETOPT(CURLOPT_MIMEPOST, request->mime);
-        if (strcmp(method, "POST") != 0) {
+        if (method != METHOD_POST) {
             SETOPT(CURLOPT_CUSTOMREQUEST, method);
         }
         return 0;
@@ -2121,12 +2133,12 @@ set_method(CURL *easy, mw_request *request, mw_transfer *transfer)
         SETOPT(CURLOPT_POSTFIELDSIZE_LARGE, request->upload_length);
         SETOPT(CURLOPT_READFUNCTION, read_callback);
         SETOPT(CURLOPT_READDATA, transfer);
-        if (strcmp(method, "POST") != 0) {
+        if (method != METHOD_POST) {
             SETOPT(CURLOPT_CUSTOMREQUEST, method);
         }
         return 0;
     }
-    if (strcmp(method, "GET") == 0 && !request->has_body) {
+    if (method == METHOD_GET && !request->has_body) {
         SETOPT(CURLOPT_HTTPGET, 1L);
         return 0;
     }
@@ -2139,7 +2151,7 @@ set_method(CURL *easy, mw_request *request, mw_transfer *transfer)
         SETOPT(CURLOPT_POSTFIELDSIZE_LARGE, length);
         SETOPT(CURLOPT_POSTFIELDS, data);
     }
-    if (strcmp(method, "POST") != 0) {
+    if (method != METHOD_POST) {
         SETOPT(CURLOPT_CUSTOMREQUEST, method);
     }
     return 0;
@@ -2211,10 +2223,10 @@ is_plain_request(const mw_request *request)
             || request->noproxy != NULL || !request->verify) {
         return 0;
     }
-    if (strcmp(request->method, "GET") == 0) {
+    if (request->method == METHOD_GET) {
         return request->body_kind == MW_BODY_NONE;
     }
-    return strcmp(request->method, "POST") == 0
+    return request->method == METHOD_POST
            && (request->body_kind == MW_BODY_NONE
                || request->body_kind == MW_BODY_BUFFER);
 }
@@ -2271,9 +2283,14 @@ set_fixed_options(CURL *easy)
     return 0;
 }
 
-int
-mw_transfer_setup(CURL *easy, mw_request *request, mw_transfer *transfer,
-                  char *error_buffer, Py_ssize_t max_response_size)
+/* Set up easy for request.  With kept NULL, the tag of the plain setup
+ * goes into CURLOPT_PRIVATE.  Otherwise it goes into kept, which
+ * describes the options that the last setup left on the handle (see
+ * mw_kept_options) and is updated. */
+static int
+setup_transfer(CURL *easy, mw_request *request, mw_transfer *transfer,
+               char *error_buffer, Py_ssize_t max_response_size,
+               mw_kept_options *kept)
 {
     const char *ca_file = request->ca_file == NULL
         ? NULL : PyBytes_AS_STRING(request->ca_file);
@@ -2285,7 +2302,18 @@ mw_transfer_setup(CURL *easy, mw_request *request, mw_transfer *transfer,
     /* The PLAIN_* bits of the handle's last request, or -1 when the
      * handle has libcurl's defaults. */
     int previous = -1;
+    int handle_plain;
     char *previous_tag = NULL;
+    char *tag;
+    /* kept describes the handle: a handle from the pool, whose kept is
+     * all zero, is known by its CURLOPT_PRIVATE tag instead. */
+    int known = kept != NULL && kept->tag != NULL;
+    /* Options that kept shows to hold the value of this request already.
+     * They are known only for a handle that keeps its plain setup. */
+    int same_url = 0;
+    int same_get = 0;
+    int same_headers = 0;
+    int same_connect_timeout = 0;
 
     transfer->easy = easy;
     transfer->max_body = max_response_size < 0
@@ -2297,15 +2325,24 @@ mw_transfer_setup(CURL *easy, mw_request *request, mw_transfer *transfer,
      * the second attempt of everything else, and of anything with a body,
      * so that an edit is never made twice. */
     transfer->allow_resend = request->body_kind == MW_BODY_NONE
-        && (strcmp(request->method, "GET") == 0
-            || strcmp(request->method, "HEAD") == 0
-            || strcmp(request->method, "OPTIONS") == 0);
+        && (request->method == METHOD_GET
+            || request->method == METHOD_HEAD
+            || request->method == METHOD_OPTIONS);
     transfer->read_timeout_ms = request->read_timeout_ms;
     transfer->last_activity_ms = monotonic_ms();
     error_buffer[0] = '\0';
 
-    if (plain && is_plain_setup(easy)) {
-        curl_easy_getinfo(easy, CURLINFO_PRIVATE, &previous_tag);
+    if (known) {
+        previous_tag = kept->tag;
+        handle_plain = 1;
+    }
+    else {
+        handle_plain = is_plain_setup(easy);
+        if (handle_plain) {
+            curl_easy_getinfo(easy, CURLINFO_PRIVATE, &previous_tag);
+        }
+    }
+    if (plain && handle_plain) {
         /* A handle set up for another CA bundle is reset instead, which
          * restores libcurl's default bundle and directory. */
         reuse = (previous_tag - &plain_setup_tags[0][0]) / PLAIN_BITS
@@ -2314,9 +2351,24 @@ mw_transfer_setup(CURL *easy, mw_request *request, mw_transfer *transfer,
     if (reuse) {
         previous = (int)((previous_tag - &plain_setup_tags[0][0])
                          % PLAIN_BITS);
+        if (known) {
+            same_url = kept->url != NULL
+                       && (kept->url == request->url
+                           || PyUnicode_Compare(kept->url, request->url)
+                              == 0);
+            /* libcurl reads the method from CURLOPT_HTTPGET,
+             * CURLOPT_POSTFIELDS and the like, which a plain GET after
+             * another would set to the same values. */
+            same_get = kept->method == METHOD_GET
+                       && request->method == METHOD_GET
+                       && !request->has_body;
+            same_headers = !kept->has_headers && request->headers == NULL;
+            same_connect_timeout = kept->connect_timeout_ms
+                                   == request->connect_timeout_ms;
+        }
     }
     else {
-        if (is_plain_setup(easy)) {
+        if (handle_plain) {
             /* Options of the last request, such as CURLOPT_POSTFIELDS,
              * would otherwise stay set. */
             curl_easy_reset(easy);
@@ -2325,18 +2377,31 @@ mw_transfer_setup(CURL *easy, mw_request *request, mw_transfer *transfer,
             return -1;
         }
     }
-    /* The tag goes first, so that a failure below leaves a handle that
-     * mw_transfer_detach resets. */
-    SETOPT(CURLOPT_PRIVATE,
-           plain ? &plain_setup_tags[ca_slot][index] : (char *)NULL);
+    tag = plain ? &plain_setup_tags[ca_slot][index] : (char *)NULL;
+    if (kept != NULL) {
+        /* From here on, the handle has neither its old options nor all
+         * of the new ones until this function returns 0. */
+        mw_kept_options_clear(kept);
+    }
+    else {
+        /* The tag goes first, so that a failure below leaves a handle
+         * that mw_transfer_detach resets. */
+        SETOPT(CURLOPT_PRIVATE, tag);
+    }
     SETOPT(CURLOPT_ERRORBUFFER, error_buffer);
-    SETOPT(CURLOPT_URL, request->url_utf8);
-    if (set_method(easy, request, transfer) < 0) {
+    if (!same_url) {
+        SETOPT(CURLOPT_URL, request->url_utf8);
+    }
+    if (!same_get && set_method(easy, request, transfer) < 0) {
         return -1;
     }
-    SETOPT(CURLOPT_HTTPHEADER, request->headers);
+    if (!same_headers) {
+        SETOPT(CURLOPT_HTTPHEADER, request->headers);
+    }
     /* 0 is libcurl's default of 300 s. */
-    SETOPT(CURLOPT_CONNECTTIMEOUT_MS, request->connect_timeout_ms);
+    if (!same_connect_timeout) {
+        SETOPT(CURLOPT_CONNECTTIMEOUT_MS, request->connect_timeout_ms);
+    }
     if (!request->verify) {
         SETOPT(CURLOPT_SSL_VERIFYPEER, 0L);
         SETOPT(CURLOPT_SSL_VERIFYHOST, 0L);
@@ -2372,7 +2437,44 @@ mw_transfer_setup(CURL *easy, mw_request *request, mw_transfer *transfer,
     SETOPT(CURLOPT_WRITEDATA, transfer);
     SETOPT(CURLOPT_HEADERDATA, transfer);
     SETOPT(CURLOPT_XFERINFODATA, transfer);
+    if (kept != NULL && plain) {
+        kept->tag = tag;
+        kept->url = Py_NewRef(request->url);
+        kept->method = request->method;
+        kept->has_headers = request->headers != NULL;
+        kept->connect_timeout_ms = request->connect_timeout_ms;
+    }
     return 0;
+}
+
+int
+mw_transfer_setup(CURL *easy, mw_request *request, mw_transfer *transfer,
+                  char *error_buffer, Py_ssize_t max_response_size)
+{
+    return setup_transfer(easy, request, transfer, error_buffer,
+                          max_response_size, NULL);
+}
+
+/* Set up a handle whose earlier setup kept describes, or that comes from
+ * the pool when kept is all zero.  A request that is not plain leaves
+ * kept all zero, and the handle then needs the reset of the pool. */
+int
+mw_transfer_setup_kept(CURL *easy, mw_request *request,
+                       mw_transfer *transfer, char *error_buffer,
+                       Py_ssize_t max_response_size, mw_kept_options *kept)
+{
+    return setup_transfer(easy, request, transfer, error_buffer,
+                          max_response_size, kept);
+}
+
+void
+mw_kept_options_clear(mw_kept_options *kept)
+{
+    Py_CLEAR(kept->url);
+    kept->tag = NULL;
+    kept->method = NULL;
+    kept->has_headers = 0;
+    kept->connect_timeout_ms = 0;
 }
 
 /* Prepare a handle for the idle pool after a transfer: drop every

@@ -15,11 +15,13 @@ typedef struct {
     PyObject *http_version;  /* str: '1.0', '1.1', '2' or '3' */
     PyObject *headers;       /* tuple of (name, value) str tuples, or NULL */
     PyObject *keys;          /* tuple of the lower-case names, or NULL */
-    /* The header block as received (PyMem_RawMalloc'ed), parsed into
-     * reason and headers on first use and freed then: many callers never
-     * read the headers. */
+    /* The header block as received, parsed into reason and headers on
+     * first use and freed then: many callers never read the headers.
+     * Allocated with PyMem_Malloc when raw_headers_copied is 1, and with
+     * PyMem_RawMalloc otherwise. */
     char *raw_headers;
     size_t raw_headers_length;
+    int raw_headers_copied;
     PyObject *body;          /* bytes */
     PyObject *url;           /* str: the effective URL */
     double elapsed;          /* seconds */
@@ -55,11 +57,24 @@ Response_clear(ResponseObject *self)
 }
 
 static void
+free_raw_headers(ResponseObject *self)
+{
+    if (self->raw_headers_copied) {
+        PyMem_Free(self->raw_headers);
+    }
+    else {
+        PyMem_RawFree(self->raw_headers);
+    }
+    self->raw_headers = NULL;
+    self->raw_headers_length = 0;
+}
+
+static void
 Response_dealloc(ResponseObject *self)
 {
     PyObject_GC_UnTrack(self);
     Response_clear(self);
-    PyMem_RawFree(self->raw_headers);
+    free_raw_headers(self);
     Py_TYPE(self)->tp_free((PyObject *)self);
 }
 
@@ -92,9 +107,7 @@ parse_headers(ResponseObject *self)
     self->reason = reason;
     self->headers = headers;
     self->keys = keys;
-    PyMem_RawFree(self->raw_headers);
-    self->raw_headers = NULL;
-    self->raw_headers_length = 0;
+    free_raw_headers(self);
     return 0;
 }
 
@@ -1028,12 +1041,32 @@ mw_response_new(CURL *easy, mw_transfer *transfer)
     self->body = NULL;
     self->url = NULL;
     self->primary_ip = NULL;
-    /* The header buffer moves to the response, without a copy. */
-    self->raw_headers = transfer->headers.data;
-    self->raw_headers_length = transfer->headers.len;
-    transfer->headers.data = NULL;
-    transfer->headers.len = 0;
-    transfer->headers.cap = 0;
+    self->http_version = NULL;
+    self->raw_headers = NULL;
+    self->raw_headers_length = 0;
+    self->raw_headers_copied = transfer->copy_headers;
+    if (transfer->copy_headers) {
+        /* A typical header block is a few hundred bytes, which pymalloc
+         * serves faster than the C allocator serves the 1 KiB buffer. */
+        self->raw_headers = PyMem_Malloc(transfer->headers.len + 1);
+        if (self->raw_headers == NULL) {
+            PyErr_NoMemory();
+            goto error;
+        }
+        if (transfer->headers.len > 0) {
+            memcpy(self->raw_headers, transfer->headers.data,
+                   transfer->headers.len);
+        }
+        self->raw_headers_length = transfer->headers.len;
+    }
+    else {
+        /* The header buffer moves to the response, without a copy. */
+        self->raw_headers = transfer->headers.data;
+        self->raw_headers_length = transfer->headers.len;
+        transfer->headers.data = NULL;
+        transfer->headers.len = 0;
+        transfer->headers.cap = 0;
+    }
     self->http_version = http_version_str(version);
     if (self->http_version == NULL) {
         goto error;
@@ -1074,7 +1107,7 @@ mw_response_new(CURL *easy, mw_transfer *transfer)
 error:
     /* Not yet tracked, so dealloc must not untrack: clear by hand. */
     Response_clear(self);
-    PyMem_RawFree(self->raw_headers);
+    free_raw_headers(self);
     PyObject_GC_Del(self);
     return NULL;
 }
