@@ -16,9 +16,14 @@ of one request without start-up.  Side by side:
 - pywikibot ``fetch`` through mwcomms,
 - stock pywikibot ``fetch`` (requests + requests_oauthlib).
 
+and, for GETs with 8 transfers in flight, raw libcurl multi
+(benchmarks/curl_multi.c) beside ``_mwcomms.Client.request_many`` in
+batches of up to 256, as the suite's concurrent scenario sends them.
+
 Usage (takes a few minutes; needs valgrind)::
 
     python benchmarks/bench_instructions.py [--small N1] [--large N2]
+        [--only serial|concurrent]
 """
 from __future__ import annotations
 
@@ -36,7 +41,8 @@ ROOT = HERE.parent
 sys.path.insert(0, str(ROOT))
 
 from benchmarks._nginx import Nginx  # noqa: E402
-from benchmarks.suite import CONSUMER, FORM_BODY, build_c_programs  # noqa: E402
+from benchmarks.suite import (  # noqa: E402
+    CONSUMER, FORM_BODY, THREADS, build_c_programs)
 
 FORM = 'application/x-www-form-urlencoded'
 
@@ -75,6 +81,27 @@ for _ in range(count):
     call()
 ''' % {'form': FORM}
 
+# Run inside valgrind: COUNT GETs through request_many, in batches of up
+# to BATCH with CONCURRENCY transfers in flight.
+BATCH_LOOP = '''
+import sys
+import _mwcomms
+count, url = int(sys.argv[1]), sys.argv[2]
+batch, concurrency = int(sys.argv[3]), int(sys.argv[4])
+client = _mwcomms.Client(cookies=False)
+done = 0
+while done < count:
+    size = min(batch, count - done)
+    for response in client.request_many([("GET", url)] * size,
+                                        max_concurrency=concurrency):
+        if isinstance(response, Exception):
+            raise response
+        if response.status != 200:
+            sys.exit(f"expected status 200, got {response.status}")
+    done += size
+'''
+BATCH_SIZE = 256
+
 
 def collected(command: list[str], env: dict) -> int:
     """Run command under callgrind; return its instruction count."""
@@ -102,6 +129,9 @@ def main() -> None:
                         help='requests in the first run (default 50)')
     parser.add_argument('--large', type=int, default=250,
                         help='requests in the second run (default 250)')
+    parser.add_argument('--only', choices=('serial', 'concurrent'),
+                        help='measure only one request at a time, or only '
+                             f'{THREADS} transfers in flight (default: both)')
     args = parser.parse_args()
     if shutil.which('valgrind') is None:
         sys.exit('valgrind is not installed: apt-get install valgrind')
@@ -115,10 +145,18 @@ def main() -> None:
                    PYTHONPATH=str(ROOT))
         server = Nginx(tmp / 'nginx')
         try:
-            results = measure_all(server, tmp, env, args)
+            results = {}
+            concurrent = {}
+            if args.only != 'concurrent':
+                results = measure_all(server, tmp, env, args)
+            if args.only != 'serial':
+                concurrent = measure_concurrent(server, tmp, env, args)
         finally:
             server.stop()
-    report(results, args)
+    if results:
+        report(results, args)
+    if concurrent:
+        report_concurrent(concurrent, args)
 
 
 def measure_all(server, tmp: Path, env: dict, args) -> dict:
@@ -152,6 +190,38 @@ def measure_all(server, tmp: Path, env: dict, args) -> dict:
                   f'{results[client][kind]:12,.0f} instructions',
                   flush=True)
     return results
+
+
+def measure_concurrent(server, tmp: Path, env: dict, args) -> dict:
+    """Count GETs with THREADS transfers in flight: raw and request_many.
+
+    Both runs send whole batches (multiples of BATCH_SIZE) so that the
+    difference holds no partly filled batch.
+    """
+    url = f'{server.base}/w/api.php?action=query&meta=siteinfo'
+    small = max(1, args.small // BATCH_SIZE) * BATCH_SIZE
+    large = max(small + BATCH_SIZE, args.large // BATCH_SIZE * BATCH_SIZE)
+    results = {}
+    exe = build_c_programs(tmp)['curl_multi']
+    results[f'raw libcurl multi, {THREADS} transfers'] = per_request(
+        lambda n: [str(exe), '-e', url, str(n), str(THREADS)],
+        small, large, env)
+    results['_mwcomms request_many'] = per_request(
+        lambda n: [sys.executable, '-c', BATCH_LOOP, str(n), url,
+                   str(BATCH_SIZE), str(THREADS)],
+        small, large, env)
+    results['runs'] = (small, large)
+    return results
+
+
+def report_concurrent(results: dict, args) -> None:
+    small, large = results.pop('runs')
+    raw = results[f'raw libcurl multi, {THREADS} transfers']
+    print()
+    print(f'callgrind instructions per GET with {THREADS} in flight (user '
+          f'space), from runs of {small} and {large} requests')
+    for name, value in results.items():
+        print(f'{name:34}{value:12,.0f}{raw / value:9.2f}x raw')
 
 
 def report(results: dict, args) -> None:
