@@ -181,7 +181,7 @@ int mw_transfer_setup(CURL *easy, mw_request *request, mw_transfer *transfer,
 
 /* Options that mw_transfer_setup_kept set on an easy handle which its
  * caller keeps for the next request, so that the next setup skips the
- * options that already hold the wanted value.  All zero: nothing is
+ * options that already have the value it needs.  All zero: nothing is
  * known of the handle.  Unlike mw_transfer_setup, mw_transfer_setup_kept
  * leaves CURLOPT_PRIVATE alone and stores the plain setup tag in tag.
  * The caller sets CURLOPT_PRIVATE to tag before the handle goes back to
