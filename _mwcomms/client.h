@@ -209,6 +209,11 @@ PyObject *mw_redact_url(PyObject *url);
  * across fork(). */
 pid_t mw_current_pid(void);
 
+/* CURLOPT_BUFFERSIZE of a single transfer (see set_fixed_options) and of
+ * a batch item (see set_batch_options). */
+#define MW_RECEIVE_BUFFER_BYTES (128L * 1024)
+#define MW_BATCH_RECEIVE_BUFFER_BYTES (16L * 1024)
+
 /* client_response.c */
 extern PyTypeObject mw_ResponseType;
 PyObject *mw_response_new(CURL *easy, mw_transfer *transfer);

@@ -37,8 +37,6 @@ _Static_assert(sizeof(curl_off_t) == 8, "curl_off_t must be 64 bits");
 /* The smallest EXPECT_100_THRESHOLD of libcurl versions. */
 #define EXPECT_CHECK_BYTES 1024
 
-/* CURLOPT_BUFFERSIZE, see set_fixed_options. */
-#define RECEIVE_BUFFER_BYTES (128L * 1024)
 
 static const char *const supported_methods[] = {
     "GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS", NULL
@@ -2275,7 +2273,7 @@ set_fixed_options(CURL *easy)
      * client CPU of a 1 MiB GET from nginx on 127.0.0.1 by about a
      * quarter (perf stat, benchmarks/curl_loop.c -k -b) for 112 KiB more
      * per easy handle. */
-    SETOPT(CURLOPT_BUFFERSIZE, RECEIVE_BUFFER_BYTES);
+    SETOPT(CURLOPT_BUFFERSIZE, MW_RECEIVE_BUFFER_BYTES);
     SETOPT(CURLOPT_WRITEFUNCTION, write_callback);
     SETOPT(CURLOPT_HEADERFUNCTION, header_callback);
     SETOPT(CURLOPT_XFERINFOFUNCTION, xferinfo_callback);
