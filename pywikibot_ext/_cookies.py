@@ -3,7 +3,7 @@
 ``CookieJar.add_cookie_header`` walks the jar and checks every cookie
 against the policy on each request: about 50,000 instructions with the
 four cookies of a logged-in MediaWiki session, as much as the rest of a
-request through mwcomms.  Its answer depends only on the URL, the
+request through mwcomms.  The header depends only on the URL, the
 cookies, the policy and the time.  This module keeps the header per URL
 and computes it again when any of these changed:
 
@@ -53,8 +53,8 @@ def jar_cookie_header(jar, url: str):
     """Return (the request object or None, the Cookie header or None).
 
     The header is what ``jar.add_cookie_header`` sets on a request for
-    *url*.  The request object is returned when it was built, so that
-    ``extract_cookies`` can use it for the reply; it is None when the
+    *url*.  The request object is returned when one was built:
+    ``extract_cookies`` can use it for the reply.  It is None when the
     header came from the cache.
     """
     entry = _headers.get(url)
