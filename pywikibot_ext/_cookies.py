@@ -1,9 +1,9 @@
 """The Cookie header of a request, kept until the cookie jar changes.
 
 ``CookieJar.add_cookie_header`` walks the jar and checks every cookie
-against the policy on each request: about 50,000 instructions with the
-four cookies of a logged-in MediaWiki session, as much as the rest of a
-request through mwcomms.  The header depends only on the URL, the
+against the policy on each request: about 300,000 instructions (34 us)
+with the four cookies of a logged-in MediaWiki session, twice the rest
+of a request through mwcomms.  The header depends only on the URL, the
 cookies, the policy and the time.  This module keeps the header per URL
 and computes it again when any of these changed:
 
