@@ -36,6 +36,13 @@ class RecordingClient:
         self.calls.append((method, url))
         return self.client.request(method, url, *args, **kwargs)
 
+    def requests_send(self, method, url, *args):
+        # The transport's short path; None means nothing was sent.
+        sent = self.client.requests_send(method, url, *args)
+        if sent is not None:
+            self.calls.append((sent[1], url))
+        return sent
+
     def __getattr__(self, name):
         return getattr(self.client, name)
 
