@@ -322,6 +322,11 @@ def write_pywikibot_dir(path, wiki, front=None, enable_mwcomms=True,
             config += '\n'
     # user-config.py contains the OAuth secrets: owner-only like the password file.
     _write_private(path / 'user-config.py', config)
-    _write_private(path / 'user-password.py', '(%r, BotPassword(%r, %r))\n' % (
-        wiki.bot_user, wiki.botpassword_appid, wiki.botpassword))
+    # For the realwiki family only: a bare (user, password) entry would
+    # also apply to oauthwiki, and pywikibot warns about a password for an
+    # OAuth login.
+    _write_private(path / 'user-password.py',
+                   "('realwiki', %r, BotPassword(%r, %r))\n" % (
+                       wiki.bot_user, wiki.botpassword_appid,
+                       wiki.botpassword))
     return path
