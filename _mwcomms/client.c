@@ -1009,29 +1009,39 @@ build_send_store(PyObject *headers, PyObject **store)
     if (headers == Py_None) {
         return 1;
     }
-    /* The loop runs only str methods, which cannot change the dict. */
+    /* The allocations below can start a garbage collection whose
+     * finalizers change the dict and free its items, so each name and
+     * value is held while it is used.  PyDict_Next stays safe when the
+     * dict changes. */
     while (PyDict_Next(headers, &position, &name, &value)) {
-        PyObject *key;
-        PyObject *item;
-        int failed;
+        PyObject *key = NULL;
+        PyObject *item = NULL;
+        int result = 1;
 
         if (!PyUnicode_CheckExact(name) || !PyUnicode_CheckExact(value)) {
             return 0;
         }
+        Py_INCREF(name);
+        Py_INCREF(value);
         key = mw_lower_header_name(name);
         if (key == NULL) {
-            return -1;
+            result = -1;
         }
-        if (is_general_header(key)) {
-            Py_DECREF(key);
-            return 0;
+        else if (is_general_header(key)) {
+            result = 0;
         }
-        item = PyTuple_Pack(2, name, value);
-        failed = item == NULL || PyDict_SetItem(*store, key, item) < 0;
+        else {
+            item = PyTuple_Pack(2, name, value);
+            if (item == NULL || PyDict_SetItem(*store, key, item) < 0) {
+                result = -1;
+            }
+        }
         Py_XDECREF(item);
-        Py_DECREF(key);
-        if (failed) {
-            return -1;
+        Py_XDECREF(key);
+        Py_DECREF(value);
+        Py_DECREF(name);
+        if (result <= 0) {
+            return result;
         }
     }
     return 1;
