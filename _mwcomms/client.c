@@ -948,11 +948,11 @@ PyDoc_STRVAR(Client_requests_send_doc,
 "response is Response.requests_response(cls, headers_type, None,\n"
 "(method, url, pairs, body)), with pairs the header pairs sent.\n"
 "\n"
-"None is returned for: a url that is not a str, headers that are not a\n"
-"dict or hold a name or value that is not a str, a Content-Length,\n"
-"Transfer-Encoding or Cookie header, a body of another type, and a str\n"
-"body that UTF-8 cannot encode (a lone surrogate).  Errors are raised\n"
-"as request() raises them.");
+"None is returned for: a method or url that is a str subclass, headers\n"
+"that are not a dict or hold a name or value that is not an exact str,\n"
+"a Content-Length, Transfer-Encoding or Cookie header, a body of\n"
+"another type, and a str body that UTF-8 cannot encode (a lone\n"
+"surrogate).  Errors are raised as request() raises them.");
 
 /* Return 1 when the lower-case header name key is one that the caller's
  * general path handles: Content-Length, Transfer-Encoding or Cookie. */
@@ -1124,7 +1124,9 @@ Client_requests_send(ClientObject *self, PyObject *const *args,
                         "classes");
         return NULL;
     }
-    if (!PyUnicode_CheckExact(url)
+    /* A str subclass may override upper(), which the general path
+     * calls. */
+    if (!PyUnicode_CheckExact(args[0]) || !PyUnicode_CheckExact(url)
             || !(headers == Py_None || PyDict_CheckExact(headers))
             || !(body == Py_None || PyBytes_CheckExact(body)
                  || PyUnicode_CheckExact(body))) {
