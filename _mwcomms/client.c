@@ -952,7 +952,9 @@ PyDoc_STRVAR(Client_requests_send_doc,
 "that are not a dict or hold a name or value that is not an exact str,\n"
 "a Content-Length, Transfer-Encoding or Cookie header, a body of\n"
 "another type, and a str body that UTF-8 cannot encode (a lone\n"
-"surrogate).  Errors are raised as request() raises them.");
+"surrogate).  Errors are raised as request() raises them, and an\n"
+"_mwcomms.Error of the transfer has the header pairs sent as its\n"
+"sent_headers attribute.");
 
 /* Return 1 when the lower-case header name key is one that the caller's
  * general path handles: Content-Length, Transfer-Encoding or Cookie. */
@@ -1077,6 +1079,31 @@ send_pairs(PyObject *store, PyObject *cookie)
     return pairs;
 }
 
+/* Store pairs as the sent_headers attribute of the exception being
+ * raised, so that the caller can describe the request that failed
+ * without reading its headers dict again: another thread may have
+ * changed that dict during the transfer. */
+static void
+attach_sent_headers(PyObject *pairs)
+{
+    PyObject *type;
+    PyObject *value;
+    PyObject *traceback;
+
+    PyErr_Fetch(&type, &value, &traceback);
+    PyErr_NormalizeException(&type, &value, &traceback);
+    if (value != NULL
+            && PyObject_SetAttrString(value, "sent_headers", pairs) < 0) {
+        /* The caller then has no sent_headers, and the transfer error
+         * stays the one raised. */
+        PyErr_Clear();
+    }
+    if (value != NULL && traceback != NULL) {
+        PyException_SetTraceback(value, traceback);
+    }
+    PyErr_Restore(type, value, traceback);
+}
+
 static PyObject *
 Client_requests_send(ClientObject *self, PyObject *const *args,
                      Py_ssize_t nargs)
@@ -1178,6 +1205,9 @@ Client_requests_send(ClientObject *self, PyObject *const *args,
     values[REQUEST_NOPROXY] = Py_None;
     result = client_send(self, values, 1);
     if (result == NULL) {
+        if (PyErr_ExceptionMatches(mwcomms_Error)) {
+            attach_sent_headers(pairs);
+        }
         goto done;
     }
     sent = PyTuple_Pack(4, method, url, pairs, body);

@@ -329,10 +329,14 @@ class Transport:
                                              Headers)
         except _mwcomms.Error as exc:
             method = method.upper()
-            pairs = list(send_header_map(headers.items() if headers
-                                         else ())._store.values())
-            if cookie_header:
-                pairs.append(('Cookie', cookie_header))
+            # The pairs that were sent: headers may have changed since.
+            pairs = getattr(exc, 'sent_headers', None)
+            if pairs is None:
+                # Only when memory ran out as requests_send stored them.
+                pairs = list(send_header_map(headers.items() if headers
+                                             else ())._store.values())
+                if cookie_header:
+                    pairs.append(('Cookie', cookie_header))
             raise to_requests_exception(
                 exc, make_request(method, url, pairs, data)) from None
         if sent is None:
