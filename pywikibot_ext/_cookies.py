@@ -7,15 +7,19 @@ of a request through mwcomms.  The header depends only on the URL, the
 cookies, the policy and the time.  This module keeps the header per URL
 and computes it again when any of these changed:
 
-- the jar's cookie dicts (``jar._cookies``, domain -> path -> name) or the
-  policy's attributes, seen through ``_mwcomms.dict_version``;
+- the jar's cookie dicts (``jar._cookies``, domain -> path -> name), the
+  policy's attributes or the jar's own attributes, seen through
+  ``_mwcomms.dict_version``;
 - the jar's ``_cookies`` or ``_policy`` objects themselves;
 - the time, once the earliest expiry of any cookie in the jar is reached.
 
 Only a jar and policy that use http.cookiejar's own methods for this are
-cached: a subclass that overrides them gets the plain call.  A Cookie
-object changed in place (``cookie.value = ...``) is not seen;
-http.cookiejar and pywikibot replace cookies instead.
+cached: a subclass or an instance attribute that overrides them gets the
+plain call.  A Cookie object changed in place (``cookie.value = ...``) is
+not seen; http.cookiejar and pywikibot replace cookies instead.
+
+NOTE: a method patched on CookieJar or DefaultCookiePolicy themselves
+after a header was kept is not seen until the jar changes.
 """
 from __future__ import annotations
 
@@ -34,6 +38,12 @@ _JAR_METHODS = ('add_cookie_header', '_cookies_for_request',
                 '_cookies_for_domain', '_cookie_attrs',
                 'clear_expired_cookies', '__iter__')
 _STOCK_JAR = tuple(getattr(CookieJar, name) for name in _JAR_METHODS)
+# Names of the policy's methods, which an instance attribute could
+# replace.
+_POLICY_METHODS = frozenset(
+    name for name in dir(DefaultCookiePolicy)
+    if not name.startswith('__') and callable(getattr(DefaultCookiePolicy,
+                                                      name)))
 
 # url -> (jar, cookies, policy, versions, not_after, header)
 _headers: dict = {}
@@ -42,9 +52,14 @@ MAX_ENTRIES = 256
 
 def _cacheable(jar) -> bool:
     cls = type(jar)
+    attributes = getattr(jar, '__dict__', None)
+    policy = getattr(jar, '_policy', None)
     return (all(getattr(cls, name, None) is stock
                 for name, stock in zip(_JAR_METHODS, _STOCK_JAR))
-            and type(getattr(jar, '_policy', None)) is DefaultCookiePolicy
+            and type(attributes) is dict
+            and attributes.keys().isdisjoint(_JAR_METHODS)
+            and type(policy) is DefaultCookiePolicy
+            and _POLICY_METHODS.isdisjoint(vars(policy))
             and isinstance(getattr(jar, '_cookies', None), dict)
             and hasattr(jar, '_cookies_lock'))
 
@@ -64,7 +79,8 @@ def jar_cookie_header(jar, url: str):
         if (entry[1] is cookies and entry[2] is policy
                 and time.time() < entry[4]
                 and entry[3] == (_mwcomms.dict_version(cookies, 2),
-                                 _mwcomms.dict_version(policy.__dict__))):
+                                 _mwcomms.dict_version(policy.__dict__),
+                                 _mwcomms.dict_version(jar.__dict__))):
             return None, entry[5]
     return _compute(jar, url)
 
@@ -81,7 +97,8 @@ def _compute(jar, url: str):
         cookies = jar._cookies
         policy = jar._policy
         versions = (_mwcomms.dict_version(cookies, 2),
-                    _mwcomms.dict_version(policy.__dict__))
+                    _mwcomms.dict_version(policy.__dict__),
+                    _mwcomms.dict_version(jar.__dict__))
         try:
             not_after = min((cookie.expires for cookie in jar
                              if cookie.expires is not None),
