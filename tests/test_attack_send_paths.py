@@ -29,12 +29,20 @@ import requests
 from requests.structures import CaseInsensitiveDict
 
 import _mwcomms
-from pywikibot.comms.http import PywikibotCookieJar
 from pywikibot_ext import _cookies
 from pywikibot_ext._cookies import jar_cookie_header
 from pywikibot_ext._proxy import _proxy_environment_set
 from pywikibot_ext._response import Headers, Response
 from pywikibot_ext._transport import Transport, _ca_bundle
+
+
+@pytest.fixture
+def pwb_jar(pwb):
+    """pywikibot's own cookie jar class.  pywikibot may only be imported
+    through the pwb fixture, which writes its configuration first."""
+    from pywikibot.comms.http import PywikibotCookieJar
+    return PywikibotCookieJar
+
 
 SECRET = 'S3cretCookieValue'
 
@@ -321,8 +329,9 @@ def stock_header(jar, url=URL):
     return request.unredirected_hdrs.get('Cookie')
 
 
-def test_jar_instance_override_seen():
-    jar = PywikibotCookieJar()
+@pytest.mark.realwiki
+def test_jar_instance_override_seen(pwb_jar):
+    jar = pwb_jar()
     jar.set_cookie(make_cookie('session', 'abc'))
     assert jar_cookie_header(jar, URL)[1] == 'session=abc'
 
@@ -337,8 +346,9 @@ def test_jar_instance_override_seen():
     assert jar_cookie_header(jar, URL)[1] == 'session=abc'
 
 
-def test_policy_instance_override_called():
-    jar = PywikibotCookieJar()
+@pytest.mark.realwiki
+def test_policy_instance_override_called(pwb_jar):
+    jar = pwb_jar()
     jar.set_cookie(make_cookie('session', 'abc'))
     assert jar_cookie_header(jar, URL)[1] == 'session=abc'
     answers = iter([False, True, False])
@@ -368,9 +378,10 @@ class FakeReply:
     'http://wiki.test:8080/w/api.php', 'https://b.wiki.test/wiki/X',
     'http://other.test/', 'http://127.0.0.1:8080/w/',
 ])
-def test_cookie_policy_changes(url):
-    jar = PywikibotCookieJar()
-    twin = PywikibotCookieJar()
+@pytest.mark.realwiki
+def test_cookie_policy_changes(pwb_jar, url):
+    jar = pwb_jar()
+    twin = pwb_jar()
     cookies = [
         make_cookie('plain', '1'),
         make_cookie('dom', '2', domain='.wiki.test'),
@@ -407,11 +418,12 @@ def test_cookie_policy_changes(url):
             attribute
 
 
-def test_session_and_expired_cleared(monkeypatch):
+@pytest.mark.realwiki
+def test_session_and_expired_cleared(pwb_jar, monkeypatch):
     clock = [2_000_000_000.5]
     monkeypatch.setattr(time, 'time', lambda: clock[0])
-    jar = PywikibotCookieJar()
-    twin = PywikibotCookieJar()
+    jar = pwb_jar()
+    twin = pwb_jar()
     for cookie in (make_cookie('session', 's'),
                    make_cookie('soon', '1', expires=2_000_000_002),
                    make_cookie('later', '2', expires=2_000_000_100)):
@@ -431,12 +443,13 @@ def test_session_and_expired_cleared(monkeypatch):
     assert jar_cookie_header(jar, URL)[1] == stock_header(twin, URL) is None
 
 
-def test_save_load_round_trip(tmp_path):
+@pytest.mark.realwiki
+def test_save_load_round_trip(pwb_jar, tmp_path):
     # PywikibotCookieJar.load takes an account name and reads from
     # pywikibot's data directory, so the file is read with the method of
     # LWPCookieJar that it wraps.
     path = str(tmp_path / 'pywikibot.lwp')
-    jar = PywikibotCookieJar(path)
+    jar = pwb_jar(path)
     twin = http.cookiejar.LWPCookieJar(path)
     expires = int(time.time()) + 3600
     for each in (jar, twin):
@@ -462,9 +475,10 @@ def test_save_load_round_trip(tmp_path):
         == 'kept=1'
 
 
-def test_extract_from_replies():
-    jar = PywikibotCookieJar()
-    twin = PywikibotCookieJar()
+@pytest.mark.realwiki
+def test_extract_from_replies(pwb_jar):
+    jar = pwb_jar()
+    twin = pwb_jar()
     replies = [
         ('https://wiki.test/w/api.php', [('Set-Cookie', 'a=1; Path=/')]),
         ('https://wiki.test/w/api.php',
@@ -489,9 +503,10 @@ def test_extract_from_replies():
                     == stock_header(twin, target)), (url, target)
 
 
-def test_cookie_threads_race():
-    jar = PywikibotCookieJar()
-    twin = PywikibotCookieJar()
+@pytest.mark.realwiki
+def test_cookie_threads_race(pwb_jar):
+    jar = pwb_jar()
+    twin = pwb_jar()
     stop = threading.Event()
 
     def writer():
@@ -547,12 +562,14 @@ def cookie_server():
     server.server_close()
 
 
-def test_transport_cookies_follow_replies(cookie_server, monkeypatch):
+@pytest.mark.realwiki
+def test_transport_cookies_follow_replies(pwb_jar, cookie_server,
+                                          monkeypatch):
     clock = [2_000_000_000.5]
     monkeypatch.setattr(time, 'time', lambda: clock[0])
     base = f'http://127.0.0.1:{cookie_server.server_address[1]}'
-    jar = PywikibotCookieJar()
-    twin = PywikibotCookieJar()
+    jar = pwb_jar()
+    twin = pwb_jar()
     transport = Transport(cookie_jar=jar)
     steps = [
         ('/w/api.php', ['a=1; Path=/'], 0),
