@@ -190,8 +190,8 @@ error:
 
 /* Return name (a str) in lower case as a new reference: name itself
  * when it has no ASCII capital letter, which is the usual case.  Header
- * names are tokens (RFC 9110 section 5.1), so a non-ASCII name comes
- * only from a broken server or caller; str.lower() handles it as Python
+ * names are tokens (RFC 9110 section 5.1): a non-ASCII name comes only
+ * from a broken server or caller.  str.lower() handles it as Python
  * would. */
 PyObject *
 mw_lower_header_name(PyObject *name)

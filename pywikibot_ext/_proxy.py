@@ -35,7 +35,7 @@ PROXY_VARIABLES = tuple(
 _environ_data = getattr(os.environ, '_data', None)
 if not isinstance(_environ_data, dict):
     _environ_data = None
-# The environment's dict_version and the answer of the last check.
+# The environment's dict_version and the result of the last check.
 _last_check = (None, False)
 
 
