@@ -29,6 +29,7 @@ import requests
 from requests.structures import CaseInsensitiveDict
 
 import _mwcomms
+from cookie_helpers import make_cookie
 from pywikibot_ext import _cookies
 from pywikibot_ext._cookies import jar_cookie_header
 from pywikibot_ext._proxy import _proxy_environment_set
@@ -313,14 +314,6 @@ def test_error_request_headers_as_sent(raw_servers):
 # -- Cookie header cache ----------------------------------------------
 
 URL = 'https://wiki.test/w/api.php'
-
-
-def make_cookie(name, value='v', domain='wiki.test', path='/',
-                expires=None, secure=False, version=0, port=None):
-    return http.cookiejar.Cookie(
-        version, name, value, port, port is not None, domain, False,
-        domain.startswith('.'), path, True, secure, expires,
-        expires is None, None, None, {})
 
 
 def stock_header(jar, url=URL):

@@ -13,6 +13,7 @@ import pytest
 from hypothesis import given, settings, strategies as st
 
 import _mwcomms
+from cookie_helpers import make_cookie
 from pywikibot_ext import _cookies
 from pywikibot_ext._cookies import jar_cookie_header
 
@@ -22,14 +23,6 @@ pytestmark = pytest.mark.skipif(
 
 URL = 'http://wiki.test/w/api.php'
 HTTPS_URL = 'https://wiki.test/w/api.php'
-
-
-def make_cookie(name, value='v', domain='wiki.test', path='/',
-                expires=None, secure=False, version=0):
-    return http.cookiejar.Cookie(
-        version, name, value, None, False, domain, False,
-        domain.startswith('.'), path, True, secure, expires,
-        expires is None, None, None, {})
 
 
 def stock_header(jar, url=URL):
