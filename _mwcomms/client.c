@@ -814,8 +814,8 @@ parse_request_arguments(PyObject *const *args, Py_ssize_t nargs,
     return 0;
 }
 
-/* Send the request whose arguments values holds, indexed by REQUEST_*,
- * and return a Response, or NULL with an exception set. */
+/* Send the request described by values (indexed by REQUEST_*) and
+ * return a Response, or NULL with an exception set. */
 static PyObject *
 client_send(ClientObject *self, PyObject *const *values, int accept_encoding)
 {
@@ -1080,9 +1080,9 @@ send_pairs(PyObject *store, PyObject *cookie)
 }
 
 /* Store pairs as the sent_headers attribute of the exception being
- * raised, so that the caller can describe the request that failed
- * without reading its headers dict again: another thread may have
- * changed that dict during the transfer. */
+ * raised.  The caller then describes the failed request without reading
+ * its headers dict again, which another thread may have changed during
+ * the transfer. */
 static void
 attach_sent_headers(PyObject *pairs)
 {
@@ -1117,7 +1117,7 @@ Client_requests_send(ClientObject *self, PyObject *const *args,
     PyObject *result = NULL;
     PyObject *sent = NULL;
     PyObject *response = NULL;
-    PyObject *answer = NULL;
+    PyObject *returned = NULL;
     PyObject *url;
     PyObject *headers;
     PyObject *body;
@@ -1222,7 +1222,7 @@ Client_requests_send(ClientObject *self, PyObject *const *args,
     if (response == NULL) {
         goto done;
     }
-    answer = PyTuple_Pack(3, response, method, store);
+    returned = PyTuple_Pack(3, response, method, store);
 done:
     Py_XDECREF(method);
     Py_XDECREF(store);
@@ -1231,10 +1231,10 @@ done:
     Py_XDECREF(result);
     Py_XDECREF(sent);
     Py_XDECREF(response);
-    if (answer == NULL && usual == 0 && !PyErr_Occurred()) {
+    if (returned == NULL && usual == 0 && !PyErr_Occurred()) {
         Py_RETURN_NONE;
     }
-    return answer;
+    return returned;
 }
 
 PyDoc_STRVAR(Client_stream_doc,

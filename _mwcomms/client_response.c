@@ -426,8 +426,8 @@ Response_requests_state(ResponseObject *self, PyObject *const *args,
 
 /* requests_response(cls, headers_type, request, sent): a new cls
  * instance whose __dict__ is requests_state(headers_type, request,
- * sent), made without running cls.__init__.  args holds the four
- * arguments; response is a Response. */
+ * sent), made without running cls.__init__.  args are the four
+ * arguments, and response is a Response. */
 PyObject *
 mw_requests_response(PyObject *response, PyObject *const *args)
 {

@@ -196,7 +196,7 @@ def measure_concurrent(server, tmp: Path, env: dict, args) -> dict:
     """Count GETs with THREADS transfers in flight: raw and request_many.
 
     Both runs send whole batches (multiples of BATCH_SIZE) so that the
-    difference holds no partly filled batch.
+    difference contains no partly filled batch.
     """
     url = f'{server.base}/w/api.php?action=query&meta=siteinfo'
     small = max(1, args.small // BATCH_SIZE) * BATCH_SIZE

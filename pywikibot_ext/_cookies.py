@@ -33,7 +33,7 @@ from pywikibot_ext._response import cookie_request
 
 __all__ = ['jar_cookie_header']
 
-# The CookieJar methods whose results the cache stands for.
+# The CookieJar methods whose results the cache replaces.
 _JAR_METHODS = ('add_cookie_header', '_cookies_for_request',
                 '_cookies_for_domain', '_cookie_attrs',
                 'clear_expired_cookies', '__iter__')

@@ -56,7 +56,7 @@ def stored_value_reader(name: str):
 
 
 def environ_dict() -> dict | None:
-    """Return the dict that holds os.environ's items (see above), or None
+    """Return the dict that contains os.environ's items (see above), or None
     where os.environ keeps them otherwise.
 
     Its ``_mwcomms.dict_version`` changes whenever os.environ changes, so

@@ -1,4 +1,4 @@
-"""The Cookie header cache against http.cookiejar's own answer.
+"""The Cookie header cache against http.cookiejar's own header.
 
 Every check compares jar_cookie_header with add_cookie_header on a second
 jar that received the same changes, so that computing the expected
@@ -33,7 +33,8 @@ def stock_header(jar, url=URL):
 
 class Pair:
 
-    """A jar under test and a twin that answers with the stock method."""
+    """A jar under test and a twin whose header comes from the stock
+    method."""
 
     def __init__(self, cls=http.cookiejar.CookieJar):
         self.jar = cls()
@@ -148,13 +149,13 @@ def test_secure_per_url():
 
 
 def test_jars_kept_apart():
-    one = Pair()
-    other = Pair()
-    one.do('set_cookie', make_cookie('a', '1'))
-    other.do('set_cookie', make_cookie('b', '2'))
-    assert one.check() == 'a=1'
-    assert other.check() == 'b=2'
-    assert one.check() == 'a=1'
+    first = Pair()
+    second = Pair()
+    first.do('set_cookie', make_cookie('a', '1'))
+    second.do('set_cookie', make_cookie('b', '2'))
+    assert first.check() == 'a=1'
+    assert second.check() == 'b=2'
+    assert first.check() == 'a=1'
 
 
 def test_load_seen(tmp_path):
